@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  `make repro` (the whole pipeline on the embedded sample, offline, CPU)
+# and `make test` (the test suite). Both create the virtual environment when it is missing; both are idempotent.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install repro test bench clean-stores help
+
+help:
+	@echo "make repro   - install (if needed) and run 'dvc repro' on the embedded sample"
+	@echo "make test    - install (if needed) and run the tests"
+	@echo "make bench   - run the benchmarks in benchmarks/"
+
+install: $(VENV)/.installed
+
+# torch first, pinned to the CPU build that the stack is tested with; then everything else from constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+repro: install
+	$(BIN)/dvc repro
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/prepare_throughput.py
+
+clean-stores:
+	rm -rf stores reports

@@ -1,0 +1,20 @@
+"""Stage infer_abundance: the registered unmixing model maps the RGB and HSI stores into abundance space."""
+
+import sys
+
+from prefect import flow
+
+from flows._entry import run_stage
+from tasks.params import load_stage_params
+from tasks.unmixing import infer_abundance_task
+
+
+@flow(name="infer_abundance", log_prints=True)
+def infer_abundance(params_path: str = "params.yaml") -> dict:
+    """Load unmixing.model_uri from the registry, write stores.abundance_rgb, stores.abundance_hsi and
+    stores.endmembers."""
+    return infer_abundance_task(load_stage_params(params_path))
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(infer_abundance, infer_abundance.__doc__))

@@ -1,0 +1,26 @@
+"""The end-to-end flow: every stage in order, the same stage code that `dvc repro` runs."""
+
+import sys
+
+from prefect import flow
+
+from flows._entry import run_stage
+from flows.prepare_hsi import prepare_hsi
+from flows.prepare_rgb import prepare_rgb
+from flows.infer_abundance import infer_abundance
+from flows.train_unmixing import train_unmixing
+from flows.validate import validate
+
+
+@flow(name="pipeline")
+def pipeline(params_path: str = "params.yaml") -> None:
+    """Run every stage in dvc.yaml order: data stages, then unmixing training and abundance inference."""
+    prepare_hsi(params_path)
+    prepare_rgb(params_path)
+    validate(params_path)
+    train_unmixing(params_path)
+    infer_abundance(params_path)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(pipeline, pipeline.__doc__))

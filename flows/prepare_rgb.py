@@ -1,0 +1,19 @@
+"""Stage prepare_rgb: abundant RGB images → RGB patches with class labels (stores.rgb)."""
+
+import sys
+
+from prefect import flow
+
+from flows._entry import run_stage
+from tasks.params import load_stage_params
+from tasks.prepare import prepare_rgb as prepare_rgb_task
+
+
+@flow(name="prepare_rgb", log_prints=True)
+def prepare_rgb(params_path: str = "params.yaml") -> dict:
+    """List the RGB folder (class = sub-folder), cut every image into patches, write stores.rgb (Zarr)."""
+    return prepare_rgb_task(load_stage_params(params_path))
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(prepare_rgb, prepare_rgb.__doc__))

@@ -1,0 +1,20 @@
+"""Stage train_unmixing: the scene-based unmixing network (and the VCA+FCLS baseline), tracked in MLflow."""
+
+import sys
+
+from prefect import flow
+
+from flows._entry import run_stage
+from tasks.params import load_stage_params
+from tasks.unmixing import train_unmixing_task
+
+
+@flow(name="train_unmixing", log_prints=True)
+def train_unmixing(params_path: str = "params.yaml") -> dict:
+    """Train on stores.hsi (validated on unmixing.validation_sources), log to MLflow, register the model
+    (alias champion moves only to a better version), write reports/unmixing.json."""
+    return train_unmixing_task(load_stage_params(params_path))
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(train_unmixing, train_unmixing.__doc__))

@@ -1,0 +1,107 @@
+"""MLflow tracking and the model registry: where runs go, logging torch models, the champion rule.
+
+Default (embedded) store: a SQLite tracking database and file artifacts under ``mlruns/`` in the project folder
+(git-ignored), no server. ``MLFLOW_TRACKING_URI`` points everything at a server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ubf_core.errors import UBFInputError
+
+CHAMPION = "champion"
+TORCH_REQUIREMENTS = ["torch==2.13.0"]
+
+
+def configure_tracking(root: str | Path) -> str:
+    """Set the tracking URI: $MLFLOW_TRACKING_URI, else ``sqlite:///<root>/mlruns/mlflow.db``. Returns it."""
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        store = Path(root).resolve() / "mlruns"
+        store.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def experiment(name: str, root: str | Path) -> str:
+    """The id of experiment ``name``, created if needed (local store: artifacts under mlruns/artifacts/<name>)."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if mlflow.get_tracking_uri().startswith("sqlite:"):
+        location = (Path(root).resolve() / "mlruns" / "artifacts" / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def log_torch_model(model, name: str = "model"):
+    """Log a torch module in the active run, pickle format: the fully convolutional models take any input size
+    at load time (MLflow's pt2 export would fix the example's shape). Loading needs this project installed."""
+    import mlflow.pytorch
+
+    return mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                    pip_requirements=TORCH_REQUIREMENTS)
+
+
+def register(model_uri: str, name: str, metric: str, value: float, higher_is_better: bool,
+             tags: dict[str, Any] | None = None) -> dict:
+    """Register ``model_uri`` as a new version of ``name``; move the ``champion`` alias to it only when its
+    ``metric`` beats the current champion's (the first version becomes champion).
+
+    Returns {"version", "champion_version", "promoted", "previous_champion", "previous_value"}.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    mv = mlflow.register_model(model_uri, name)
+    for key, val in {f"metric.{metric}": value, **(tags or {})}.items():
+        client.set_model_version_tag(name, mv.version, key, str(val))
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    previous = float(current.tags[f"metric.{metric}"]) if current and f"metric.{metric}" in current.tags else None
+    better = previous is None or (value > previous if higher_is_better else value < previous)
+    if better:
+        client.set_registered_model_alias(name, CHAMPION, mv.version)
+    return {"version": int(mv.version), "champion_version": int(mv.version if better else current.version),
+            "promoted": better, "previous_champion": int(current.version) if current else None,
+            "previous_value": previous}
+
+
+def resolve_model_version(uri: str):
+    """The registry entry behind ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; a UBFInputError naming the
+    URI when it points nowhere (checked before any work starts)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("models:/"):
+        raise UBFInputError(uri, "expected a registry URI models:/NAME@ALIAS or models:/NAME/VERSION")
+    ref = uri[len("models:/"):]
+    client = mlflow.MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return client.get_model_version_by_alias(name, alias)
+        name, _, version = ref.partition("/")
+        return client.get_model_version(name, version)
+    except MlflowException as err:
+        raise UBFInputError(uri, f"no such registered model version in {mlflow.get_tracking_uri()} "
+                                 f"({str(err).splitlines()[0]})") from None
+
+
+def load_torch_model(uri: str):
+    """Load a registered torch model (after :func:`resolve_model_version` has checked that it exists)."""
+    import mlflow.pytorch
+
+    resolve_model_version(uri)
+    return mlflow.pytorch.load_model(uri)

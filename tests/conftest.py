@@ -1,0 +1,30 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the repository (real public data, see its README.md), or skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data not found: real-data tests need the shared data folder beside the repository")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def prefect_engine(tmp_path_factory):
+    """A real Prefect engine with a temporary local server and database for the test module."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,54 @@
+"""Reading params.yaml, hashing configuration, checksumming inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ubf_core.errors import UBFInputError
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """Load a params.yaml file into a dict; a missing or malformed file is a UBFInputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UBFInputError(path, "params file not found")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UBFInputError(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(params, dict):
+        raise UBFInputError(path, "expected a mapping of sections at the top level")
+    return params
+
+
+def section(params: dict[str, Any], name: str, where: str | Path = "params.yaml") -> dict[str, Any]:
+    """Return ``params[name]`` or raise a UBFInputError saying which section is missing."""
+    value = params.get(name)
+    if not isinstance(value, dict):
+        raise UBFInputError(where, f"section '{name}' is missing or not a mapping")
+    return value
+
+
+def params_hash(*parts: Any) -> str:
+    """A short, stable hash (16 hex digits of SHA-256) of JSON-serialisable configuration."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_checksum(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file, or of a folder's files (names and contents, in sorted order)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk_bytes):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Patching scenes and images into Zarr stores, and summarising stores for validation."""

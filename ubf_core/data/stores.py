@@ -1,0 +1,131 @@
+"""Writing and opening Zarr stores (format 3) atomically.
+
+A store is an ``xarray.Dataset`` written with one patch per chunk. It is first written under a temporary name
+beside its final path and renamed into place only when complete, so a reader never sees a half-written store and a
+failed run leaves the previous store untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import xarray as xr
+
+from ubf_core.errors import UBFInputError
+
+
+@contextmanager
+def staging_dir(final: str | Path) -> Iterator[Path]:
+    """A scratch folder beside ``final`` (same file system, so renames are atomic), removed on exit."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move the complete ``src`` to ``dst``, replacing what was there (two renames; the old copy is removed last)."""
+    dst = Path(dst)
+    old = None
+    if dst.exists():
+        old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+
+
+def chunk_encoding(ds: xr.Dataset, dim: str = "patch", compress: bool = True) -> dict:
+    """Encoding giving every data variable along ``dim`` one chunk per element (one patch per chunk).
+
+    ``compress=False`` stores chunks raw (scratch stores: faster to write and read back); otherwise Zarr's
+    default codec (Zstandard) applies.
+    """
+    enc = {}
+    for name, var in ds.data_vars.items():
+        if dim in var.dims:
+            enc[name] = {"chunks": tuple(1 if d == dim else var.sizes[d] for d in var.dims)}
+            if not compress:
+                enc[name]["compressors"] = None
+    return enc
+
+
+def to_zarr_per_element(ds: xr.Dataset, path: str | Path, dim: str = "patch", compute: bool = True,
+                        compress: bool = True) -> None:
+    """Write ``ds`` to a new Zarr v3 store at ``path`` (not atomic), one chunk per element of ``dim``.
+
+    Dask-backed variables are rechunked to match and computed by the active Dask scheduler while writing;
+    with ``compute=False`` only their metadata is written (coordinates are always written). ``compress``: see
+    :func:`chunk_encoding`.
+    """
+    ds = ds.copy()
+    ds = ds.assign_coords({name: c.compute() for name, c in ds.coords.items() if c.chunks is not None})
+    for name, var in ds.data_vars.items():
+        if dim in var.dims and var.chunks is not None:
+            ds[name] = var.chunk({d: (1 if d == dim else -1) for d in var.dims})
+    for var in ds.variables.values():  # encoding from a source store would carry its chunks: start clean
+        var.encoding = {}
+    ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3, encoding=chunk_encoding(ds, dim, compress),
+               compute=compute)
+
+
+def _copy_into_region(part: Path, target: Path, start: int, stop: int, dim: str) -> int:
+    """Copy the data variables of one part store into rows ``start:stop`` of ``target`` along ``dim``."""
+    src = xr.open_zarr(part, consolidated=False, chunks=None)
+    names = [v for v in src.data_vars if dim in src[v].dims]
+    src[names].drop_vars(list(src.coords)).to_zarr(target, region={dim: slice(start, stop)}, mode="r+",
+                                                   consolidated=False, zarr_format=3)
+    return stop - start
+
+
+def write_store_from_parts(parts: list[Path], path: str | Path, attrs: dict, client, dim: str = "patch") -> xr.Dataset:
+    """Concatenate part stores along ``dim`` (in list order) into one store at ``path``, atomically.
+
+    The metadata and coordinates are written first; then one Dask task per part copies its arrays into its
+    region of the new store, so the copy is parallel with one task per part rather than one per chunk.
+    Returns the new store, opened lazily.
+    """
+    path = Path(path)
+    datasets = [xr.open_zarr(p, consolidated=False) for p in parts]
+    ds = xr.concat(datasets, dim=dim, data_vars="all", coords="different", compat="equals", join="exact")
+    ds.attrs = dict(attrs)
+    bounds = [0]
+    for d in datasets:
+        bounds.append(bounds[-1] + d.sizes[dim])
+    with staging_dir(path) as tmp:
+        target = tmp / path.name
+        to_zarr_per_element(ds, target, dim, compute=False)
+        futures = client.map(_copy_into_region, parts, [target] * len(parts), bounds[:-1], bounds[1:],
+                             [dim] * len(parts), pure=False)
+        client.gather(futures)
+        replace_path(target, path)
+    return open_store(path)
+
+
+def write_store(ds: xr.Dataset, path: str | Path, dim: str = "patch") -> Path:
+    """Write ``ds`` to a Zarr v3 store at ``path`` atomically, one chunk per element of ``dim``."""
+    path = Path(path)
+    with staging_dir(path) as tmp:
+        to_zarr_per_element(ds, tmp / path.name, dim)
+        replace_path(tmp / path.name, path)
+    return path
+
+
+def open_store(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
+    """Open a store lazily (Dask arrays, one chunk per patch); a missing or unreadable store is a UBFInputError."""
+    path = Path(path)
+    if not path.exists():
+        raise UBFInputError(path, "store not found (run the stage that writes it first)")
+    try:
+        return xr.open_zarr(path, consolidated=False, chunks={} if chunks is None else chunks)
+    except Exception as err:  # zarr raises several types for a broken store
+        raise UBFInputError(path, f"not a readable Zarr store ({type(err).__name__}: {err})") from None

@@ -1,0 +1,49 @@
+"""Pictures of an unmixing result: endmember spectra, abundance maps, reconstructions rendered to RGB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ubf_core.preview import mosaic  # noqa: E402
+
+
+def plot_endmembers(wavelengths_nm: np.ndarray, endmembers: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Endmember spectra (C, k) against wavelength (nm), one panel per named set (e.g. network, VCA)."""
+    fig, axes = plt.subplots(1, len(endmembers), figsize=(5 * len(endmembers), 3.6), squeeze=False)
+    for ax, (name, E) in zip(axes[0], endmembers.items()):
+        for j in range(E.shape[1]):
+            ax.plot(wavelengths_nm, E[:, j], label=f"e{j + 1}")
+        ax.set(title=name, xlabel="wavelength (nm)", ylabel="reflectance")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def abundance_mosaic(abundances: np.ndarray, path: str | Path, scale: int = 3) -> Path:
+    """Abundance maps (n, k, H, W) in [0, 1] as a grid: one row per patch, one column per endmember (gray)."""
+    n, k, h, w = abundances.shape
+    tiles = (np.clip(abundances, 0, 1).reshape(n * k, h, w) * 255).round().astype(np.uint8)
+    tiles = np.repeat(tiles[..., None], 3, axis=-1)
+    mosaic(tiles, [f"e{j + 1}" for _ in range(n) for j in range(k)], columns=k, scale=scale).save(path)
+    return Path(path)
+
+
+def rgb_pairs(truth_rgb: np.ndarray, recon_rgb: np.ndarray, path: str | Path, scale: int = 3) -> Path:
+    """Side-by-side RGB renderings (n, 3, H, W) of real patches and their reconstructions, shared stretch."""
+    both = np.concatenate([truth_rgb, recon_rgb]).astype(np.float32)
+    lo, hi = np.nanpercentile(both, [2, 98])
+    both = (np.clip((both - lo) / max(hi - lo, 1e-6), 0, 1) ** (1 / 2.2) * 255).round().astype(np.uint8)
+    n = len(truth_rgb)
+    order = [i for pair in zip(range(n), range(n, 2 * n)) for i in pair]
+    captions = ["real", "reconstructed"] * n
+    mosaic(both[order].transpose(0, 2, 3, 1), captions, columns=min(8, 2 * n), scale=scale).save(path)
+    return Path(path)

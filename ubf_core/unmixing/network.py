@@ -1,0 +1,291 @@
+"""The scene-based unmixing network of UBF (supplement Tables s1–s2) and MSF-Diff (§4.1).
+
+A 3-band image X (N, 3, H, W) goes through a fully convolutional encoder that ends in a softmax over k channels,
+giving abundances Â (N, k, H, W) on the probability simplex (Â ≥ 0, Σ_k Â = 1 per pixel). A linear-mixing decoder,
+a single 1×1 convolution whose weight is the endmember matrix Ê (C × k, reflectance units), reconstructs the
+hyperspectral image Ŷ = Ê·Â + b (N, C, H, W).
+
+After training on paired (3-band, HSI) patches, the encoder alone maps unpaired RGB images into the same abundance
+space, and ``endmembers()`` gives the spectra that turn generated abundances back into hyperspectral cubes.
+
+Shapes: N images, C spectral bands, k endmembers, H × W pixels. All modules keep H × W (padding 1 for 3×3
+convolutions), so any H, W ≥ 1 works.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ubf_core.errors import UBFInputError
+
+__all__ = [
+    "RSABlock",
+    "UnmixingEncoder",
+    "LinearMixingDecoder",
+    "UnmixingNet",
+    "softplus_inverse",
+]
+
+#: Endmember values at or below zero are raised to this before the inverse softplus (nonnegative decoders only).
+ENDMEMBER_EPS = 1e-6
+
+
+def _positive_int(value: Any, where: str, name: str) -> int:
+    """``value`` as an int ≥ 1 (Python or NumPy integers; bools and floats are refused)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise UBFInputError(where, f"{name} must be a positive integer, got {value!r}") from None
+    if value < 1:
+        raise UBFInputError(where, f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _check_image(x: Any, where: str, channels: int, name: str) -> torch.Tensor:
+    """``x`` must be a floating (N, channels, H, W) tensor with H, W ≥ 1."""
+    if not isinstance(x, torch.Tensor):
+        raise UBFInputError(where, f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise UBFInputError(where, f"{name} must have shape (N, {channels}, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise UBFInputError(where, f"{name} must have {channels} channels (dim 1), got shape {tuple(x.shape)}")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise UBFInputError(where, f"{name} must have H, W >= 1, got shape {tuple(x.shape)}")
+    if not torch.is_floating_point(x):
+        raise UBFInputError(where, f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def _conv3(in_ch: int, out_ch: int) -> nn.Conv2d:
+    """3×3 convolution that keeps H × W."""
+    return nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+
+
+def _skip(in_ch: int, out_ch: int) -> nn.Module:
+    """Identity when the channel count stays, else a 1×1 projection."""
+    return nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, kernel_size=1)
+
+
+class RSABlock(nn.Module):
+    """Residual spatial–spectral attention block: (N, in_ch, H, W) → (N, out_ch, H, W).
+
+    1. spatial block: ``s = conv3(relu(conv3(x))) + P₁(x)``, with P₁ a 1×1 projection when in_ch ≠ out_ch, else
+       the identity;
+    2. spectral-attention block: ``t = conv3(relu(conv3(s))) + s``, then squeeze-and-excitation channel attention
+       ``w = sigmoid(conv1(relu(conv1(avgpool(t)))))`` of shape (N, out_ch, 1, 1) (hidden width
+       ``max(out_ch // reduction, 4)``; the global average over H × W is the "squeeze"), applied as ``a = t · w``;
+    3. outer residual: ``y = a + P₂(x)``, with P₂ another 1×1 projection when channels change, else the identity.
+
+    All 3×3 convolutions use padding 1, so H × W is kept for any H, W ≥ 1.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, reduction: int = 4):
+        super().__init__()
+        where = "RSABlock"
+        self.in_ch = _positive_int(in_ch, where, "in_ch")
+        self.out_ch = _positive_int(out_ch, where, "out_ch")
+        self.reduction = _positive_int(reduction, where, "reduction")
+        hidden = max(self.out_ch // self.reduction, 4)
+        # spatial block
+        self.spatial = nn.Sequential(_conv3(self.in_ch, self.out_ch), nn.ReLU(inplace=True),
+                                     _conv3(self.out_ch, self.out_ch))
+        self.spatial_skip = _skip(self.in_ch, self.out_ch)
+        # spectral-attention block
+        self.spectral = nn.Sequential(_conv3(self.out_ch, self.out_ch), nn.ReLU(inplace=True),
+                                      _conv3(self.out_ch, self.out_ch))
+        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1),
+                                       nn.Conv2d(self.out_ch, hidden, kernel_size=1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(hidden, self.out_ch, kernel_size=1), nn.Sigmoid())
+        # outer residual
+        self.outer_skip = _skip(self.in_ch, self.out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_ch, H, W) → (N, out_ch, H, W)."""
+        s = self.spatial(x) + self.spatial_skip(x)
+        t = self.spectral(s) + s
+        a = t * self.attention(t)
+        return a + self.outer_skip(x)
+
+    def extra_repr(self) -> str:
+        return f"in_ch={self.in_ch}, out_ch={self.out_ch}, reduction={self.reduction}"
+
+
+class UnmixingEncoder(nn.Module):
+    """3-band image (N, in_channels, H, W) → abundances (N, k, H, W) on the simplex.
+
+    Conv3×3(in_channels→stem) → RSABlock(stem→widths[0]) → … → RSABlock(widths[-2]→widths[-1]) →
+    Conv3×3(widths[-1]→k) → softmax over the k channel. Fully convolutional: any H, W ≥ 1.
+    """
+
+    def __init__(self, k: int = 5, in_channels: int = 3, stem: int = 32,
+                 widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4):
+        super().__init__()
+        where = "UnmixingEncoder"
+        self.k = _positive_int(k, where, "k")
+        self.in_channels = _positive_int(in_channels, where, "in_channels")
+        self.stem_channels = _positive_int(stem, where, "stem")
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) == 0:
+            raise UBFInputError(where, f"widths must be a non-empty sequence of positive integers, got {widths!r}")
+        self.widths = tuple(_positive_int(w, where, "each of widths") for w in widths)
+        self.stem = _conv3(self.in_channels, self.stem_channels)
+        chans = (self.stem_channels, *self.widths)
+        self.blocks = nn.Sequential(*(RSABlock(a, b, reduction) for a, b in zip(chans[:-1], chans[1:])))
+        self.head = _conv3(self.widths[-1], self.k)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores (N, k, H, W)."""
+        x = _check_image(x, "UnmixingEncoder input", self.in_channels, "the 3-band image")
+        return self.head(self.blocks(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) float → abundances (N, k, H, W), ≥ 0 and summing to one over dim 1."""
+        return torch.softmax(self.logits(x), dim=1)
+
+
+def softplus_inverse(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``softplus(x) = log(1 + eˣ)`` for y > 0: ``x = y + log(1 − e^(−y))`` (stable for all y > 0).
+
+    Computed in float64 and returned in ``y``'s dtype.
+    """
+    y64 = y.double()
+    return (y64 + torch.log(-torch.expm1(-y64))).to(y.dtype)
+
+
+class LinearMixingDecoder(nn.Module):
+    """Abundances (N, k, H, W) → reconstruction Ŷ = Ê·Â + b (N, C, H, W): one 1×1 convolution k → C.
+
+    The convolution weight is the endmember matrix Ê (C × k, column j = spectrum of endmember j, reflectance
+    units). With ``nonnegative=True`` the stored parameter ``raw_endmembers`` is unconstrained and
+    ``Ê = softplus(raw_endmembers)`` (strictly monotone, so Ê > 0 up to float underflow, always ≥ 0); otherwise
+    ``Ê = raw_endmembers``. Ê is never renormalised: ``endmembers()`` is the matrix the decoder multiplies with.
+
+    ``bias`` adds a learnable per-band offset b (C,), zero-initialised. ``init_endmembers`` (C, k) sets Ê exactly
+    (through the inverse softplus; values ≤ 0 are raised to ``ENDMEMBER_EPS`` when nonnegative). Without it, Ê is
+    drawn uniformly from [0.1, 0.9] with the torch global generator (deterministic given ``torch.manual_seed``).
+    """
+
+    def __init__(self, k: int, n_bands: int, nonnegative: bool = True, bias: bool = True,
+                 init_endmembers: torch.Tensor | None = None):
+        super().__init__()
+        where = "LinearMixingDecoder"
+        self.k = _positive_int(k, where, "k")
+        self.n_bands = _positive_int(n_bands, where, "n_bands")
+        self.nonnegative = bool(nonnegative)
+        self.raw_endmembers = nn.Parameter(torch.empty(self.n_bands, self.k))
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(self.n_bands))
+        else:
+            self.register_parameter("bias", None)
+        if init_endmembers is None:
+            with torch.no_grad():
+                self.set_endmembers(torch.rand(self.n_bands, self.k) * 0.8 + 0.1)
+        else:
+            self.set_endmembers(init_endmembers)
+
+    @torch.no_grad()
+    def set_endmembers(self, endmembers: Any) -> None:
+        """Set Ê to ``endmembers`` (C, k), array-like, reflectance units (exactly, up to float32 rounding)."""
+        where = "LinearMixingDecoder init_endmembers"
+        E = torch.as_tensor(endmembers)
+        if E.ndim != 2 or tuple(E.shape) != (self.n_bands, self.k):
+            raise UBFInputError(where, f"endmembers must have shape (n_bands, k) = ({self.n_bands}, {self.k}), "
+                                       f"got {tuple(E.shape)}")
+        E = E.detach().to(device=self.raw_endmembers.device, dtype=torch.float64)
+        if not torch.isfinite(E).all():
+            raise UBFInputError(where, "endmembers contain NaN or infinite values")
+        if self.nonnegative:
+            raw = softplus_inverse(E.clamp_min(ENDMEMBER_EPS))
+        else:
+            raw = E
+        self.raw_endmembers.copy_(raw.to(self.raw_endmembers.dtype))
+
+    def endmembers(self) -> torch.Tensor:
+        """Ê (C, k) in reflectance units, differentiable (the decoder's actual weight)."""
+        return F.softplus(self.raw_endmembers) if self.nonnegative else self.raw_endmembers
+
+    def forward(self, abundances: torch.Tensor) -> torch.Tensor:
+        """(N, k, H, W) → Ê·Â + b, (N, C, H, W)."""
+        A = _check_image(abundances, "LinearMixingDecoder input", self.k, "abundances")
+        weight = self.endmembers().to(A.dtype)[:, :, None, None]  # (C, k, 1, 1): a 1×1 convolution k → C
+        bias = None if self.bias is None else self.bias.to(A.dtype)
+        return F.conv2d(A, weight, bias)
+
+    def extra_repr(self) -> str:
+        return (f"k={self.k}, n_bands={self.n_bands}, nonnegative={self.nonnegative}, "
+                f"bias={self.bias is not None}")
+
+
+class UnmixingNet(nn.Module):
+    """Encoder + linear-mixing decoder: 3-band image (N, 3, H, W) → (abundances (N, k, H, W), Ŷ (N, C, H, W)).
+
+    ``config`` is a plain dict of the constructor arguments (without ``init_endmembers``; ``widths`` as a list so
+    it survives JSON/YAML) and ``UnmixingNet.from_config(cfg)`` rebuilds an equally shaped model, to which a saved
+    ``state_dict`` can then be loaded. Weight initialisation uses the torch global generator: the same
+    ``torch.manual_seed`` gives the same weights.
+    """
+
+    def __init__(self, k: int, n_bands: int, stem: int = 32, widths: Sequence[int] = (64, 128, 96, 48),
+                 nonnegative_endmembers: bool = True, bias: bool = True,
+                 init_endmembers: torch.Tensor | None = None, in_channels: int = 3):
+        super().__init__()
+        self.encoder = UnmixingEncoder(k=k, in_channels=in_channels, stem=stem, widths=widths)
+        self.decoder = LinearMixingDecoder(k, n_bands, nonnegative=nonnegative_endmembers, bias=bias,
+                                           init_endmembers=init_endmembers)
+        self._config = {"k": int(k), "n_bands": int(n_bands), "stem": int(stem),
+                        "widths": [int(w) for w in self.encoder.widths],
+                        "nonnegative_endmembers": bool(nonnegative_endmembers), "bias": bool(bias),
+                        "in_channels": int(in_channels)}
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments (a fresh copy): k, n_bands, stem, widths, nonnegative_endmembers, bias, in_channels."""
+        return {key: (list(v) if isinstance(v, list) else v) for key, v in self._config.items()}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "UnmixingNet":
+        """A new (freshly initialised) model with the shapes described by ``cfg`` (as given by ``config``)."""
+        where = "UnmixingNet config"
+        if not isinstance(cfg, dict):
+            raise UBFInputError(where, f"must be a dict, got {type(cfg).__name__}")
+        allowed = {"k", "n_bands", "stem", "widths", "nonnegative_endmembers", "bias", "in_channels"}
+        unknown = sorted(set(cfg) - allowed)
+        if unknown:
+            raise UBFInputError(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
+        missing = sorted({"k", "n_bands"} - set(cfg))
+        if missing:
+            raise UBFInputError(where, f"missing keys {missing}")
+        kwargs = dict(cfg)
+        if "widths" in kwargs:
+            kwargs["widths"] = tuple(kwargs["widths"])
+        return cls(**kwargs)
+
+    @property
+    def k(self) -> int:
+        return self._config["k"]
+
+    @property
+    def n_bands(self) -> int:
+        return self._config["n_bands"]
+
+    def endmembers(self) -> torch.Tensor:
+        """Ê (C, k) in reflectance units (differentiable; ``.detach()`` it for export)."""
+        return self.decoder.endmembers()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) → (abundances (N, k, H, W), reconstruction (N, C, H, W))."""
+        abundances = self.encoder(x)
+        return abundances, self.decoder(abundances)
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(math.prod(p.shape) for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,118 @@
+"""Training the unmixing network: seeded, deterministic on CPU, early stopping on the validation loss.
+
+The trainer knows nothing of MLflow: per-epoch records go to an ``on_epoch`` callback (the task logs them).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ubf_core.metrics import reconstruction_report
+from ubf_core.unmixing.losses import UnmixingLoss
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (params.yaml ``unmixing.train``)."""
+
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5            # epochs without a validation-loss improvement before stopping
+    min_delta: float = 0.0       # improvement smaller than this does not count
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """The best model state (by validation loss), the per-epoch history and where training stopped."""
+
+    best_state: dict
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy, ask torch for deterministic kernels, and return a generator for shuffling."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def evaluate(model, loss_fn: UnmixingLoss, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+             data_range: float = 1.0) -> dict:
+    """Validation loss and reconstruction metrics (RMSE, PSNR over ``data_range``, SSIM, SAD°, ERGAS)."""
+    model.eval()
+    recon, total = [], 0.0
+    for i in range(0, len(x), batch_size):
+        _, y_hat = model(x[i:i + batch_size])
+        loss, _ = loss_fn(y_hat, y[i:i + batch_size], model.endmembers())
+        total += float(loss) * len(y_hat)
+        recon.append(y_hat)
+    y_hat = torch.cat(recon).cpu().numpy()
+    report = reconstruction_report(y_hat, y.cpu().numpy(), data_range=data_range)
+    return {"val_loss": total / len(x), **{f"val_{k}": v for k, v in report.items()}}
+
+
+def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+                   cfg: TrainConfig, loss_fn: UnmixingLoss | None = None,
+                   on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Fit ``model`` (3-band input (N, 3, H, W) → reconstruction (N, C, H, W)) with Adam.
+
+    After each epoch the validation set is scored; the state with the lowest validation loss is kept and
+    restored at the end; training stops after ``cfg.patience`` epochs without improvement.
+    """
+    loss_fn = loss_fn or UnmixingLoss()
+    gen = seed_everything(cfg.seed)
+    device = torch.device(cfg.device)
+    model.to(device)
+    tx, ty = torch.as_tensor(train_x, device=device), torch.as_tensor(train_y, device=device)
+    vx, vy = torch.as_tensor(val_x, device=device), torch.as_tensor(val_y, device=device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best, best_epoch, since, history = math.inf, 0, 0, []
+    best_state = copy.deepcopy(model.state_dict())
+    n_batches = math.ceil(len(tx) / cfg.batch_size)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.randperm(len(tx), generator=gen)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress,
+                   leave=False)
+        for b in bar:
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
+            _, y_hat = model(tx[idx])
+            loss, parts = loss_fn(y_hat, ty[idx], model.endmembers())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        record = {"epoch": epoch, **{f"train_{k}": v / len(tx) for k, v in sums.items()},
+                  **evaluate(model, loss_fn, vx, vy, cfg.batch_size)}
+        history.append(record)
+        if on_epoch:
+            on_epoch(epoch, record)
+        if record["val_loss"] < best - cfg.min_delta:
+            best, best_epoch, since = record["val_loss"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since += 1
+            if since >= cfg.patience:
+                model.load_state_dict(best_state)
+                return TrainResult(best_state, best_epoch, history, stopped_early=True)
+    model.load_state_dict(best_state)
+    return TrainResult(best_state, best_epoch, history)
