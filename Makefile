@@ -36,6 +36,9 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/prepare_throughput.py
+	test -d stores/hsi.zarr || $(BIN)/dvc repro
+	$(BIN)/python benchmarks/unmixing.py speed
+	$(BIN)/python benchmarks/unmixing.py ablation
 
 clean-stores:
 	rm -rf stores reports

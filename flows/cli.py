@@ -101,26 +101,24 @@ def _spec_for(file: Path, params_path: str, dataset: str | None, overrides: dict
     return file.stem, {"path": str(file.resolve()), **overrides}, root
 
 
-@main.command("info")
-@click.argument("file", type=click.Path(path_type=Path))
-@PARAMS_OPTION
-@click.option("--dataset", help="use the reader options of this data set of params hsi.datasets")
-@click.option("--variable", help=".mat: the array variable")
-@click.option("--layout", type=click.Choice(["HWC", "CHW", "pixel_major"]), help=".mat: array layout")
-@click.option("--wavelengths", "wl", help="'linspace:START,STOP,N', 'variable:NAME[:um|nm]' or 'values:a,b,c' (nm)")
-@click.option("--scale", type=float, help="DN → reflectance factor")
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
-def info_cmd(file: Path, params_path: str, dataset: str | None, variable: str | None, layout: str | None,
-             wl: str | None, scale: float | None, as_json: bool) -> None:
-    """Print a data set's shape, dtype, wavelength range, bad bands, NaN share and its cover of the target grid.
+def reader_options(fn):
+    """The options that tell how to read an HSI file that params.yaml does not describe."""
+    for opt in reversed([
+        click.option("--dataset", help="use the reader options of this data set of params hsi.datasets"),
+        click.option("--variable", help=".mat: the array variable"),
+        click.option("--layout", type=click.Choice(["HWC", "CHW", "pixel_major"]), help=".mat: array layout"),
+        click.option("--wavelengths", "wl",
+                     help="'linspace:START,STOP,N', 'variable:NAME[:um|nm]' or 'values:a,b,c' (nm)"),
+        click.option("--scale", type=float, help="DN → reflectance factor"),
+    ]):
+        fn = opt(fn)
+    return fn
 
-    The reader options come from the params.yaml data set whose path is FILE (or --dataset), else from the
-    options given here; GeoTIFF, ENVI and CAVE folders describe themselves.
-    """
-    from ubf_core.config import load_params
-    from ubf_core.inspect import describe_cube, format_description
+
+def _read_cube(file: Path, params_path: str, dataset: str | None, variable: str | None, layout: str | None,
+               wl: str | None, scale: float | None):
+    """Read FILE as an HSI cube with the reader options of params.yaml or of the command line."""
     from ubf_core.io import HSISource, read_hsi, read_mat_variables
-    from ubf_core.spectral import REMOTE_SENSING, SpectralGrid
 
     overrides: dict = {}
     if variable:
@@ -129,39 +127,133 @@ def info_cmd(file: Path, params_path: str, dataset: str | None, variable: str | 
         overrides["layout"] = layout
     if scale is not None:
         overrides["scale"] = scale
+    if wl:
+        kind, _, rest = wl.partition(":")
+        if kind == "linspace":
+            a, b, n = rest.split(",")
+            overrides["wavelengths"] = {"linspace": [float(a), float(b), int(n)]}
+        elif kind == "variable":
+            name, _, unit = rest.partition(":")
+            overrides["wavelengths"] = {"variable": name, **({"unit": unit} if unit else {})}
+        elif kind == "values":
+            overrides["wavelengths"] = {"values": [float(v) for v in rest.split(",")]}
+        else:
+            raise UBFInputError("--wavelengths", f"unknown form '{wl}'")
+    if not file.exists():
+        raise UBFInputError(file, "file not found")
+    name, spec, root = _spec_for(file, params_path, dataset, overrides)
+    if file.suffix.lower() == ".mat" and "variable" not in spec:
+        variables = read_mat_variables(file)
+        cubes = [k for k, (shape, _) in variables.items() if len(shape) == 3]
+        if len(cubes) != 1:
+            raise UBFInputError(file, "give --variable (and --layout): it holds "
+                                + ", ".join(f"{k} {'×'.join(map(str, s))}" for k, (s, _) in variables.items()))
+        spec.setdefault("variable", cubes[0])
+        spec.setdefault("layout", "HWC")
+    return read_hsi(HSISource.from_params(name, spec, root))
+
+
+def _grid_params(params_path: str) -> dict:
+    from ubf_core.config import load_params
+
+    return (load_params(params_path).get("grid") if Path(params_path).is_file() else None) or {}
+
+
+@main.command("info")
+@click.argument("file", type=click.Path(path_type=Path))
+@PARAMS_OPTION
+@reader_options
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+def info_cmd(file: Path, params_path: str, dataset: str | None, variable: str | None, layout: str | None,
+             wl: str | None, scale: float | None, as_json: bool) -> None:
+    """Print a data set's shape, dtype, wavelength range, bad bands, NaN share and its cover of the target grid.
+
+    The reader options come from the params.yaml data set whose path is FILE (or --dataset), else from the
+    options given here; GeoTIFF, ENVI and CAVE folders describe themselves.
+    """
+    from ubf_core.inspect import describe_cube, format_description
+    from ubf_core.spectral import REMOTE_SENSING, SpectralGrid
+
     try:
-        if wl:
-            kind, _, rest = wl.partition(":")
-            if kind == "linspace":
-                a, b, n = rest.split(",")
-                overrides["wavelengths"] = {"linspace": [float(a), float(b), int(n)]}
-            elif kind == "variable":
-                name, _, unit = rest.partition(":")
-                overrides["wavelengths"] = {"variable": name, **({"unit": unit} if unit else {})}
-            elif kind == "values":
-                overrides["wavelengths"] = {"values": [float(v) for v in rest.split(",")]}
-            else:
-                raise UBFInputError("--wavelengths", f"unknown form '{wl}'")
-        if not file.exists():
-            raise UBFInputError(file, "file not found")
-        name, spec, root = _spec_for(file, params_path, dataset, overrides)
-        grid_p = (load_params(params_path).get("grid") if Path(params_path).is_file() else None) or {}
+        cube = _read_cube(file, params_path, dataset, variable, layout, wl, scale)
+        grid_p = _grid_params(params_path)
         grid = SpectralGrid.from_params(grid_p) if grid_p else REMOTE_SENSING
-        if file.suffix.lower() == ".mat" and "variable" not in spec:
-            variables = read_mat_variables(file)
-            cubes = [k for k, (shape, _) in variables.items() if len(shape) == 3]
-            if len(cubes) != 1:
-                raise UBFInputError(file, "give --variable (and --layout): it holds "
-                                    + ", ".join(f"{k} {'×'.join(map(str, s))}" for k, (s, _) in variables.items()))
-            spec.setdefault("variable", cubes[0])
-            spec.setdefault("layout", "HWC")
-        cube = read_hsi(HSISource.from_params(name, spec, root))
         d = describe_cube(cube, grid, float(grid_p.get("coverage_tolerance_nm", 5.0)))
     except UBFInputError as err:
         _fail(err)
     except ValueError as err:
         _fail(UBFInputError(file, str(err)))
     click.echo(json.dumps(d, indent=2) if as_json else format_description(d))
+
+
+RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@main.command("unmix")
+@click.argument("file", type=click.Path(path_type=Path))
+@PARAMS_OPTION
+@click.option("--model-uri", help="registry URI of the unmixing model [default: params unmixing.model_uri, "
+                                  "models:/ubf-unmixing@champion]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="output folder [default: FILE's name + '.unmix' beside FILE]")
+@click.option("--kind", type=click.Choice(["auto", "rgb", "hsi"]), default="auto", show_default=True,
+              help="auto: .jpg/.jpeg/.png/.bmp/.webp are RGB images, anything else an HSI")
+@reader_options
+def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path | None, kind: str,
+              dataset: str | None, variable: str | None, layout: str | None, wl: str | None,
+              scale: float | None) -> None:
+    """Unmix one RGB image or HSI with a registered model (the champion by default).
+
+    Writes OUT/abundance.zarr (abundance (endmember, y, x) on the simplex, with the model's endmembers
+    (wavelength, endmember) in reflectance) and OUT/preview.png (the input beside its abundance maps). An HSI is
+    first resampled to the model's wavelength grid; its reader options come as for `ubf info`.
+    """
+    from tasks.registry import configure_tracking, load_torch_model, resolve_model_version
+    from tasks.unmixing import model_response
+    from ubf_core.data.stores import write_store
+    from ubf_core.io import read_rgb
+    from ubf_core.preview import hsi_patches_to_rgb
+    from ubf_core.spectral import SpectralGrid, resample_to_grid
+    from ubf_core.unmixing.figures import unmix_preview
+    from ubf_core.unmixing.inference import model_grid, unmix_hsi_cube, unmix_rgb_image
+    from ubf_core.config import load_params
+    from ubf_core.unmixing.abundance_store import unmix_dataset
+
+    try:
+        if not file.exists():
+            raise UBFInputError(file, "file not found")
+        params = {**load_params(params_path), "_root": str(Path(params_path).resolve().parent)}
+        uri = model_uri or str((params.get("unmixing") or {}).get("model_uri", "models:/ubf-unmixing@champion"))
+        configure_tracking(Path(params_path).resolve().parent)
+        version = resolve_model_version(uri)
+        model = load_torch_model(uri)
+        is_rgb = kind == "rgb" or (kind == "auto" and file.suffix.lower() in RGB_SUFFIXES)
+        if is_rgb:
+            image = read_rgb(file)
+            abundance = unmix_rgb_image(model, image, file)
+        else:
+            wl_model = model_grid(model)
+            grid = SpectralGrid(float(wl_model[0]), float(wl_model[-1]), len(wl_model))
+            cube = _read_cube(file, params_path, dataset, variable, layout, wl, scale)
+            tolerance = float(_grid_params(params_path).get("coverage_tolerance_nm", 5.0))
+            aligned = resample_to_grid(cube, grid, tolerance_nm=tolerance, max_nan_fraction=1.0, name=str(file))
+            abundance = unmix_hsi_cube(model, aligned, model_response(params, model))
+            image = hsi_patches_to_rgb(aligned.expand_dims("patch"))[0]
+        out_dir = out_dir or file.with_name(file.name + ".unmix")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ds = unmix_dataset(abundance, model.endmembers().detach().numpy(), model_grid(model),
+                           {"input": file.name, "kind": "rgb" if is_rgb else "hsi", "model_uri": uri,
+                            "model_name": version.name, "model_version": int(version.version),
+                            "model_run_id": version.run_id or ""})
+        write_store(ds, out_dir / "abundance.zarr", dim="endmember")
+        unmix_preview(image, abundance, out_dir / "preview.png",
+                      f"{file.name} — {version.name} v{version.version}")
+    except UBFInputError as err:
+        _fail(err)
+    except ValueError as err:
+        _fail(UBFInputError(file, str(err)))
+    click.echo(f"{file.name}: {abundance.shape[0]} abundance maps of {abundance.shape[1]}×{abundance.shape[2]} "
+               f"pixels ({version.name} v{version.version}) → {out_dir / 'abundance.zarr'}, {out_dir / 'preview.png'}")
 
 
 if __name__ == "__main__":

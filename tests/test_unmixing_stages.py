@@ -11,10 +11,10 @@ import torch
 import xarray as xr
 import yaml
 
-from tasks.unmixing import check_compatible
 from ubf_core.data.stores import write_store
 from ubf_core.errors import UBFInputError
 from ubf_core.unmixing import UnmixingNet
+from ubf_core.unmixing.inference import check_store
 
 REPO = Path(__file__).resolve().parents[1]
 WL = np.linspace(398, 698, 59)
@@ -40,8 +40,8 @@ def _rgb(n=3, channels=3, size=8):
 
 
 def test_a_compatible_store_passes():
-    check_compatible(_model(), Path("hsi.zarr"), _hsi(), "reflectance", 5, "models:/m@champion")
-    check_compatible(_model(), Path("rgb.zarr"), _rgb(), "rgb", 5, "models:/m@champion")
+    check_store(_model(), Path("hsi.zarr"), _hsi(), "reflectance", 5, "models:/m@champion")
+    check_store(_model(), Path("rgb.zarr"), _rgb(), "rgb", 5, "models:/m@champion")
 
 
 @pytest.mark.parametrize("case, match", [
@@ -64,7 +64,7 @@ def test_incompatible_stores_are_refused(case, match):
     elif case == "tiny":
         ds, var, path = _rgb(size=2), "rgb", Path("stores/rgb.zarr")
     with pytest.raises(UBFInputError, match=match) as err:
-        check_compatible(model, path, ds, var, k, "models:/m@champion")
+        check_store(model, path, ds, var, k, "models:/m@champion")
     assert "\n" not in str(err.value)
 
 

@@ -194,7 +194,7 @@ def prepare_rgb_store(images: Sequence[RGBImage], root: str | Path, spec: PatchS
     out = Path(out)
     with staging_dir(out) as tmp:
         parts = [tmp / f"part-{i:05d}.zarr" for i in range(len(batches))]
-        results = _run_parts(client, _rgb_part, batches, parts, "prepare_rgb: image batches", classes=classes,
+        _run_parts(client, _rgb_part, batches, parts, "prepare_rgb: image batches", classes=classes,
                              root=root, spec=spec, mode=mode, resample=resample)
         counts: dict[str, int] = {}
         for img in images:

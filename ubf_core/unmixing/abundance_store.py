@@ -33,3 +33,13 @@ def endmember_dataset(endmembers: np.ndarray, wavelengths_nm: np.ndarray, attrs:
         coords={"wavelength": ("wavelength", np.asarray(wavelengths_nm, dtype=float), {"units": "nm"}),
                 "endmember": ("endmember", np.arange(endmembers.shape[1]))},
         attrs=dict(attrs))
+
+
+def unmix_dataset(abundances: np.ndarray, endmembers: np.ndarray, wavelengths_nm: np.ndarray,
+                  attrs: dict) -> xr.Dataset:
+    """One unmixed image: ``abundance`` (endmember, y, x) beside the endmembers (wavelength, endmember) that
+    reconstruct it (Y = E·A + b), so the result can be checked and re-mixed on its own."""
+    ds = endmember_dataset(endmembers, wavelengths_nm, attrs)
+    ds["abundance"] = (("endmember", "y", "x"), abundances.astype(np.float32),
+                       {"long_name": "abundance", "units": "1"})
+    return ds

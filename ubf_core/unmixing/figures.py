@@ -47,3 +47,48 @@ def rgb_pairs(truth_rgb: np.ndarray, recon_rgb: np.ndarray, path: str | Path, sc
     captions = ["real", "reconstructed"] * n
     mosaic(both[order].transpose(0, 2, 3, 1), captions, columns=min(8, 2 * n), scale=scale).save(path)
     return Path(path)
+
+
+def plot_abundance_histograms(abundances: dict[str, np.ndarray], path: str | Path, bins: int = 20) -> Path:
+    """Per-endmember histograms of several sets of abundance maps ((N, k, H, W) each, e.g. RGB- vs HSI-inferred),
+    one panel per endmember, densities on a log axis."""
+    from ubf_core.metrics import abundance_histograms
+
+    hists = {name: abundance_histograms(a, bins) for name, a in abundances.items()}
+    k = next(iter(hists.values())).shape[0]
+    centres = (np.arange(bins) + 0.5) / bins
+    fig, axes = plt.subplots(1, k, figsize=(2.6 * k, 2.6), squeeze=False, sharey=True)
+    for j, ax in enumerate(axes[0]):
+        for name, h in hists.items():
+            ax.step(centres, np.maximum(h[j], 1e-6), where="mid", label=name)
+        ax.set(title=f"e{j + 1}", xlabel="abundance", yscale="log", ylim=(1e-5, 1.2))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of pixels")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def unmix_preview(image_rgb: np.ndarray, abundances: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """The input as RGB (H, W, 3) uint8 beside its abundance maps (k, H, W) (viridis, 0–1; NaN pixels white)."""
+    k = abundances.shape[0]
+    fig, axes = plt.subplots(1, k + 1, figsize=(2.2 * (k + 1) + 0.8, 2.6), squeeze=False, layout="constrained")
+    axes[0][0].imshow(image_rgb)
+    axes[0][0].set_title("input", fontsize=9)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    for j in range(k):
+        im = axes[0][j + 1].imshow(np.ma.masked_invalid(abundances[j]), cmap=cmap, vmin=0, vmax=1)
+        axes[0][j + 1].set_title(f"e{j + 1}  mean {np.nanmean(abundances[j]):.2f}", fontsize=9)
+    for ax in axes[0]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="abundance")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return Path(path)

@@ -1,0 +1,144 @@
+"""Unmixing benchmarks on the prepared stores (run `make repro` first, or point --params at another project).
+
+  speed     training seconds per epoch (with the per-epoch validation) and abundance inference throughput
+            (RGB patches per second) of the params' network, with 1 and 2 torch threads
+  ablation  the input-space choice (linear / display × band selection / CIE rendering) and k ∈ {3, 5, 8}:
+            validation PSNR, SSIM, SAD°, RMSE of the network and of VCA+FCLS, and the histogram distance between
+            the abundances of the RGB store and those of the training HSIs; writes one histogram figure per
+            setting to benchmarks/out/
+
+Every run trains from the same seed on the training scenes and validates on params unmixing.validation_sources.
+
+Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ubf_core.config import load_params
+from ubf_core.data.stores import open_store
+from ubf_core.metrics import abundance_histogram_distance
+from ubf_core.spectral import load_cie1931
+from ubf_core.unmixing import UnmixingLoss, UnmixingNet
+from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing
+from ubf_core.unmixing.figures import plot_abundance_histograms
+from ubf_core.unmixing.inference import encode
+from ubf_core.unmixing.inputs import InputSpace, three_band
+from ubf_core.unmixing.training import TrainConfig, train_unmixing
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "out"
+
+
+def load(params_path: Path):
+    """(params, HSI reflectance (N, C, H, W), wavelengths, is-validation mask, RGB patches (M, 3, h, w))."""
+    params = load_params(params_path)
+    root = params_path.resolve().parent
+    hsi = open_store(root / params["stores"]["hsi"])
+    rgb = open_store(root / params["stores"]["rgb"])
+    sources = np.array([str(s) for s in hsi["source"].values])
+    is_val = np.isin(sources, params["unmixing"]["validation_sources"])
+    return params, hsi["reflectance"].values, hsi["wavelength"].values, is_val, rgb["rgb"].values, sources
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def speed(args) -> None:
+    params, y, wl, is_val, rgb, _ = load(args.params)
+    s = UnmixingSettings.from_params(params["unmixing"], int(params.get("seed", 0)))
+    x = three_band(y, wl, s.three_band, s.band_wavelengths_nm)
+    space = InputSpace.fit(s.input_space, x[~is_val], rgb[:512])
+    x = space.from_hsi(x)
+    print(f"# unmixing speed — {machine()}")
+    print(f"# {int((~is_val).sum())} training / {int(is_val.sum())} validation patches of {y.shape[1]}×{y.shape[2]}×"
+          f"{y.shape[3]}; {len(rgb)} RGB patches of {rgb.shape[2]}×{rgb.shape[3]}; widths {list(s.widths)}, "
+          f"stem {s.stem}, k {s.k}, batch {s.train.batch_size}")
+    print("threads  s/epoch(train+val)  RGB patches/s (batch 64)")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        model = UnmixingNet(s.k, len(wl), stem=s.stem, widths=s.widths)
+        cfg = TrainConfig(**{**s.train.__dict__, "epochs": args.epochs, "patience": args.epochs + 1,
+                             "progress": False})
+        t0 = time.perf_counter()
+        train_unmixing(model, x[~is_val], y[~is_val], x[is_val], y[is_val], cfg, UnmixingLoss(s.alpha, s.beta))
+        per_epoch = (time.perf_counter() - t0) / args.epochs
+        x_rgb = space.from_rgb(rgb)
+        encode(model, x_rgb[:64], 64, progress=False)  # warm-up
+        t0 = time.perf_counter()
+        encode(model, x_rgb, 64, progress=False)
+        rate = len(x_rgb) / (time.perf_counter() - t0)
+        print(f"{threads:>7}  {per_epoch:>18.2f}  {rate:>24.1f}")
+
+
+def ablation(args) -> None:
+    params, y, wl, is_val, rgb, sources = load(args.params)
+    u0 = params["unmixing"]
+    seed = int(params.get("seed", 0))
+    cie = load_cie1931(args.params.resolve().parent / "data/spectra/ciexyz31_1.csv")
+    settings = []
+    if args.only in (None, "input"):
+        for space in ("linear", "display"):
+            for method in ("select", "render"):
+                settings.append((f"{space}/{method}", {"input_space": space, "three_band": method}))
+    if args.only in (None, "k"):
+        for k in (3, 5, 8):
+            if args.only is None and k == u0.get("k", 5):
+                continue  # the same run as the input-space row of params' own setting
+            settings.append((f"k={k}", {"k": k}))
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"# unmixing ablation — {machine()}")
+    print(f"# train: {sorted(set(sources[~is_val]))} ({int((~is_val).sum())} patches); "
+          f"validate: {sorted(set(sources[is_val]))} ({int(is_val.sum())} patches); RGB store {len(rgb)} patches")
+    print("setting          k  PSNR dB  SSIM   SAD°   RMSE    | VCA+FCLS PSNR  SSIM   SAD°   RMSE   | hist RGB↔HSI  "
+          "epochs  s")
+    for name, change in settings:
+        u = copy.deepcopy(u0)
+        u.update(change)
+        if args.epochs:
+            u.setdefault("train", {})["epochs"] = args.epochs
+        s = UnmixingSettings.from_params(u, seed)
+        s.train.progress = False
+        t0 = time.perf_counter()
+        fitted = fit_unmixing(y, wl, is_val, rgb[:512], s, seed=seed,
+                              response=cie if s.three_band == "render" else None)
+        took = time.perf_counter() - t0
+        a_rgb = encode(fitted.model, fitted.space.from_rgb(rgb), 64, progress=False)
+        a_hsi = encode(fitted.model, fitted.x[~is_val], 64, progress=False)
+        dist = abundance_histogram_distance(a_rgb, a_hsi)
+        plot_abundance_histograms({"RGB store": a_rgb, "training HSIs": a_hsi},
+                                  OUT / f"abundance_histograms_{name.replace('/', '_').replace('=', '')}.png")
+        b, v = fitted.best, fitted.baseline
+        print(f"{name:<15} {s.k:>2}  {b['val_psnr']:7.2f}  {b['val_ssim']:.3f}  {b['val_sad_deg']:5.2f}  "
+              f"{b['val_rmse']:.4f}  | {v['vca_fcls_psnr']:13.2f}  {v['vca_fcls_ssim']:.3f}  "
+              f"{v['vca_fcls_sad_deg']:5.2f}  {v['vca_fcls_rmse']:.4f} | {dist:12.3f}  "
+              f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["speed", "ablation"])
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation: override")
+    ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
+    args = ap.parse_args()
+    if args.what == "speed":
+        args.epochs = args.epochs or 3
+        speed(args)
+    else:
+        ablation(args)
+
+
+if __name__ == "__main__":
+    main()
