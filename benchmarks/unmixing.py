@@ -99,8 +99,9 @@ def ablation(args) -> None:
             settings.append((f"k={k}", {"k": k}))
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"# unmixing ablation — {machine()}")
-    print(f"# train: {sorted(set(sources[~is_val]))} ({int((~is_val).sum())} patches); "
-          f"validate: {sorted(set(sources[is_val]))} ({int(is_val.sum())} patches); RGB store {len(rgb)} patches")
+    print(f"# train: {sorted({str(s) for s in sources[~is_val]})} ({int((~is_val).sum())} patches); "
+          f"validate: {sorted({str(s) for s in sources[is_val]})} ({int(is_val.sum())} patches); "
+          f"RGB store {len(rgb)} patches")
     print("setting          k  PSNR dB  SSIM   SAD°   RMSE    | VCA+FCLS PSNR  SSIM   SAD°   RMSE   | hist RGB↔HSI  "
           "epochs  s")
     for name, change in settings:

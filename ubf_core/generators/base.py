@@ -1,0 +1,362 @@
+"""The interface every abundance generator follows, with the checks, training loop and storage they share.
+
+An abundance generator learns the distribution of abundance maps ``A`` of shape (N, k, H, W), float32,
+non-negative and summing to one over the endmember axis k at every pixel, and samples new ones of the same kind.
+Implementations: :mod:`ubf_core.generators.ddpm` (diffusion on diffusers), :mod:`ubf_core.generators.vae`,
+:mod:`ubf_core.generators.gan`; :func:`ubf_core.generators.make_generator` picks one by name and
+:func:`ubf_core.generators.load_generator` restores any saved one.
+
+Class conditioning is the same for all: with ``classes`` given, the networks get a class embedding with
+``len(classes) + 1`` rows, the last one meaning "no class"; training replaces a label by "no class" with probability
+``p_uncond``, so unconditional sampling (``labels=None``) stays available on a conditional model.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ubf_core.errors import UBFInputError
+from ubf_core.generators.seeding import deterministic_torch, sample_generators
+
+__all__ = ["AbundanceGenerator", "SIMPLEX_TOLERANCE", "SAVED_GENERATOR_FILE", "own_copy", "own_memory"]
+
+SIMPLEX_TOLERANCE = 1e-3      # training maps must be ≥ −tol and sum to 1 ± tol at every pixel
+SAVED_GENERATOR_FILE = "generator.json"
+_FORMAT = "ubf-abundance-generator"
+_COMMON_DEFAULTS: dict[str, Any] = {"p_uncond": 0.1, "init_seed": 0}
+
+
+class AbundanceGenerator(abc.ABC):
+    """A generative model of abundance maps (N, k, H, W): ``fit`` on real maps, ``sample`` new ones.
+
+    Attributes: ``name`` (registry name: "ddpm", "vae", "gan"), ``k`` (number of endmembers), ``size`` (trained
+    (H, W) in pixels), ``classes`` (class names, or None for an unconditional model), ``config`` (every option that
+    defines the model, JSON-able; ``make_generator(name, k, size, classes, **config)`` rebuilds it untrained).
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}        # the implementation's options and their default values
+    sample_options: ClassVar[frozenset[str]] = frozenset()   # keyword options of ``sample`` besides "progress"
+    default_lr: ClassVar[float] = 1e-3
+
+    def __init__(self, k: int, size: tuple[int, int], classes: Iterable[str] | None = None, **options):
+        where = f"{self.name} generator"
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+            raise UBFInputError(where, f"k (number of endmembers) must be an integer ≥ 2, got {k!r}")
+        self.k = int(k)
+        self.size = _check_pair(size, where, "size")
+        if classes is not None:
+            classes = [str(c) for c in classes]
+            if not classes or len(set(classes)) != len(classes):
+                raise UBFInputError(where, f"classes must be a non-empty list of distinct names, got {classes}")
+        self.classes: list[str] | None = classes
+        known = {**_COMMON_DEFAULTS, **self.defaults}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise UBFInputError(where, f"unknown option(s) {unknown}; known options: {sorted(known)}")
+        self.config: dict[str, Any] = _jsonable({**known, **options})
+        if not 0.0 <= float(self.config["p_uncond"]) < 1.0:
+            raise UBFInputError(where, f"p_uncond must be in [0, 1), got {self.config['p_uncond']}")
+        self._check_config()
+        self._check_size(self.size, where)
+        self.device = torch.device("cpu")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.config["init_seed"]))
+            self._build()
+
+    # ----------------------------------------------------------------------------------------------------------
+    # what an implementation provides
+    @abc.abstractmethod
+    def _check_config(self) -> None:
+        """Raise UBFInputError for an option value the implementation cannot use."""
+
+    @abc.abstractmethod
+    def _check_size(self, size: tuple[int, int], where: str) -> None:
+        """Raise UBFInputError if maps of ``size`` (H, W) cannot be produced by this model."""
+
+    @abc.abstractmethod
+    def _build(self) -> None:
+        """Create the networks from ``self.config`` (called once, under ``torch.manual_seed(init_seed)``)."""
+
+    @abc.abstractmethod
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The model's networks by name (what ``save`` stores)."""
+
+    @abc.abstractmethod
+    def _make_optimizers(self, lr: float) -> None:
+        """Create fresh optimisers for a ``fit`` call."""
+
+    @abc.abstractmethod
+    def _train_step(self, abundances: torch.Tensor, labels: torch.Tensor | None,
+                    gen: torch.Generator) -> dict[str, float]:
+        """One optimisation step on a batch (B, k, H, W) with class indices (B,) (the "no class" index where
+        dropped) or None; returns the batch's losses by name (always one called "loss")."""
+
+    @abc.abstractmethod
+    def _sample(self, n: int, size: tuple[int, int], labels: torch.Tensor | None,
+                generators: list[torch.Generator], progress: bool, **options) -> torch.Tensor:
+        """n abundance maps (n, k, H, W) on the simplex; sample j draws its randomness only from
+        ``generators[j]`` and its result must not depend on the other samples of the call."""
+
+    # ----------------------------------------------------------------------------------------------------------
+    # shared behaviour
+    @property
+    def conditional(self) -> bool:
+        """True when the model was built with classes."""
+        return self.classes is not None
+
+    @property
+    def null_class(self) -> int | None:
+        """Index of the "no class" embedding row (``len(classes)``), or None for an unconditional model."""
+        return None if self.classes is None else len(self.classes)
+
+    def to(self, device: str | torch.device) -> "AbundanceGenerator":
+        """Move the networks to ``device``; random draws stay on the CPU, so samples keep their seeds."""
+        self.device = torch.device(device)
+        for net in self.networks().values():
+            net.to(self.device)
+        return self
+
+    def fit(self, abundances: np.ndarray, labels: np.ndarray | None = None, *, epochs: int = 10,
+            batch_size: int = 16, lr: float | None = None, seed: int = 0, progress: bool = True,
+            on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+        """Train on abundance maps; returns the per-epoch history.
+
+        abundances: (N, k, H, W) float, non-negative and summing to one over k at every pixel (±1e-3), with
+            (H, W) equal to ``size``.
+        labels: (N,) class indices or class names (from ``classes``); required for a conditional model, refused
+            by an unconditional one.
+        epochs, batch_size, lr (None: the model's ``default_lr``), seed: optimisation settings; the seed fixes the
+            shuffling and every random draw of training.
+        on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (e.g. to log to MLflow).
+        Each history record is ``{"epoch": e, "loss": …, …}``, losses averaged over the epoch's maps.
+        """
+        where = f"{self.name} generator.fit"
+        x = self._check_abundances(abundances, where)
+        y = None
+        if self.conditional:
+            if labels is None:
+                raise UBFInputError(where, f"this model is conditioned on classes {self.classes}; give labels (N,)")
+            y = torch.as_tensor(self._class_indices(labels, len(x), where), dtype=torch.long)
+        elif labels is not None:
+            raise UBFInputError(where, "labels given, but this model was built without classes")
+        epochs, batch_size = _positive_int(epochs, where, "epochs"), _positive_int(batch_size, where, "batch_size")
+        lr = self.default_lr if lr is None else float(lr)
+        if not lr > 0:
+            raise UBFInputError(where, f"lr must be positive, got {lr}")
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        history: list[dict] = []
+        n_batches = math.ceil(len(x) / batch_size)
+        with deterministic_torch():
+            self._make_optimizers(lr)
+            for net in self.networks().values():
+                net.train()
+            for epoch in range(1, epochs + 1):
+                order = torch.randperm(len(x), generator=gen)
+                sums: dict[str, float] = {}
+                bar = tqdm(range(n_batches), desc=f"{self.name} epoch {epoch}/{epochs}", unit="batch",
+                           disable=not progress, leave=False)
+                for b in bar:
+                    idx = order[b * batch_size:(b + 1) * batch_size]
+                    yb = None if y is None else self._drop_labels(y[idx], gen)
+                    parts = self._train_step(x[idx].to(self.device), None if yb is None else yb.to(self.device), gen)
+                    for key, value in parts.items():
+                        sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
+                    bar.set_postfix(loss=f"{parts['loss']:.4g}")
+                record = {"epoch": epoch, **{key: value / len(x) for key, value in sums.items()}}
+                history.append(record)
+                if on_epoch is not None:
+                    on_epoch(epoch, record)
+            for net in self.networks().values():
+                net.eval()
+        return history
+
+    def sample(self, n: int, size: tuple[int, int] | None = None, seed: int = 0, labels=None,
+               start_index: int = 0, **options) -> np.ndarray:
+        """n new abundance maps (n, k, H, W) float32, non-negative and summing to one over k at every pixel.
+
+        size: (H, W) in pixels, None for the trained ``size``.
+        seed, start_index: sample j is a function of (seed, start_index + j) only, so one call with n maps equals
+            n calls with n=1 and start_index = start_index + j.
+        labels: None (unconditional), one class (name or index) for all maps, or n of them.
+        options: the implementation's sampler options (``sample_options``) and ``progress`` (a progress bar).
+        """
+        where = f"{self.name} generator.sample"
+        n = _positive_int(n, where, "n (number of samples)")
+        if isinstance(start_index, bool) or not isinstance(start_index, (int, np.integer)) or start_index < 0:
+            raise UBFInputError(where, f"start_index must be an integer ≥ 0, got {start_index!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise UBFInputError(where, f"seed must be an integer, got {seed!r}")
+        size = self.size if size is None else _check_pair(size, where, "size")
+        self._check_size(size, where)
+        unknown = sorted(set(options) - set(self.sample_options) - {"progress"})
+        if unknown:
+            raise UBFInputError(where, f"unknown sampler option(s) {unknown}; this model takes "
+                                       f"{sorted(self.sample_options | {'progress'})}")
+        progress = bool(options.pop("progress", False))
+        if labels is None:
+            y = None
+        elif not self.conditional:
+            raise UBFInputError(where, "labels given, but this model was built without classes")
+        else:
+            if isinstance(labels, (str, int, np.integer, np.str_)):
+                labels = [labels] * n
+            y = torch.as_tensor(self._class_indices(labels, n, where), dtype=torch.long)
+        generators = sample_generators(int(seed), int(start_index), n)
+        with torch.no_grad(), deterministic_torch():
+            for net in self.networks().values():
+                net.eval()
+            maps = self._sample(n, size, y, generators, progress, **options)
+        return maps.detach().to("cpu", torch.float32).numpy()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to the folder ``path`` (created): ``generator.json`` (name, k, size, classes, config)
+        and the weights (safetensors). ``load_generator(path)`` restores it."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": _FORMAT, "version": 1, "name": self.name, "k": self.k, "size": list(self.size),
+                "classes": self.classes, "config": self.config}
+        (folder / SAVED_GENERATOR_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        self._save_weights(folder)
+        return folder
+
+    def _save_weights(self, folder: Path) -> None:
+        """All networks' parameters and buffers in one ``weights.safetensors`` (keys "<network>.<name>")."""
+        from safetensors.torch import save_file
+
+        tensors = {f"{name}.{key}": value.detach().to("cpu").contiguous()
+                   for name, net in self.networks().items() for key, value in net.state_dict().items()}
+        save_file(tensors, str(folder / "weights.safetensors"))
+
+    def _load_weights(self, folder: Path) -> None:
+        """Restore what :meth:`_save_weights` wrote."""
+        from safetensors.torch import load_file
+
+        file = folder / "weights.safetensors"
+        if not file.is_file():
+            raise UBFInputError(folder, "weights.safetensors missing: not a complete saved generator")
+        tensors = load_file(str(file))
+        for name, net in self.networks().items():
+            prefix = f"{name}."
+            net.load_state_dict({key[len(prefix):]: value for key, value in tensors.items()
+                                 if key.startswith(prefix)})
+            net.eval()
+
+    @classmethod
+    def _restore(cls, folder: Path, meta: dict) -> "AbundanceGenerator":
+        """Rebuild from the saved metadata, then load the saved weights."""
+        gen = cls(meta["k"], tuple(meta["size"]), meta["classes"], **meta["config"])
+        gen._load_weights(folder)
+        return gen
+
+    # ----------------------------------------------------------------------------------------------------------
+    # helpers for implementations
+    def _drop_labels(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Replace each label by the "no class" index with probability ``p_uncond`` (classifier-free training)."""
+        drop = torch.rand(len(labels), generator=gen) < float(self.config["p_uncond"])
+        return torch.where(drop, torch.full_like(labels, self.null_class), labels)
+
+    def _class_indices(self, labels, n: int, where: str) -> np.ndarray:
+        """Labels (n class names or indices) → int64 indices into ``classes``."""
+        values = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
+        if len(values) != n:
+            raise UBFInputError(where, f"{len(values)} labels given for {n} maps")
+        out = np.empty(n, dtype=np.int64)
+        for j, value in enumerate(values):
+            if isinstance(value, (str, np.str_)):
+                if value not in self.classes:
+                    raise UBFInputError(where, f"class {value!r} is not one the model was trained on "
+                                               f"({', '.join(self.classes)})")
+                out[j] = self.classes.index(value)
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                if not 0 <= value < len(self.classes):
+                    raise UBFInputError(where, f"class index {value} out of range: the model knows "
+                                               f"{len(self.classes)} classes (0 … {len(self.classes) - 1})")
+                out[j] = int(value)
+            else:
+                raise UBFInputError(where, f"a label must be a class name or index, got {value!r}")
+        return out
+
+    def _check_abundances(self, abundances, where: str) -> torch.Tensor:
+        """Training maps → float32 tensor (N, k, H, W), after checking shape and the simplex constraints."""
+        a = np.asarray(abundances)
+        if a.ndim != 4:
+            raise UBFInputError(where, f"abundances must be (N, k, H, W), got an array of shape {a.shape}")
+        if a.shape[1] != self.k:
+            raise UBFInputError(where, f"abundances have k = {a.shape[1]} endmembers, the model k = {self.k}")
+        if tuple(a.shape[2:]) != self.size:
+            raise UBFInputError(where, f"abundance maps are {a.shape[2]}×{a.shape[3]} pixels, the model was "
+                                       f"built for {self.size[0]}×{self.size[1]}")
+        if a.shape[0] == 0:
+            raise UBFInputError(where, "no abundance maps given (N = 0)")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise UBFInputError(where, f"abundances must be floating point, got dtype {a.dtype}")
+        a = a.astype(np.float32, copy=False)
+        if not np.isfinite(a).all():
+            raise UBFInputError(where, "abundances contain NaN or infinite values")
+        low = float(a.min())
+        worst_sum = float(np.abs(a.sum(axis=1, dtype=np.float64) - 1.0).max())
+        if low < -SIMPLEX_TOLERANCE or worst_sum > SIMPLEX_TOLERANCE:
+            raise UBFInputError(where, f"abundances are not on the simplex (min {low:.4g}, largest |sum over k − 1| "
+                                       f"{worst_sum:.4g}; tolerance {SIMPLEX_TOLERANCE})")
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def own_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A freshly allocated contiguous copy (CPU allocations are 64-byte aligned).
+
+    CPU matrix kernels may sum in a different order for data at a different memory alignment, so a sample sliced
+    out of a batch (a view at an arbitrary offset) is copied before it enters a network, and loaded weights (views
+    into one file buffer) are copied into their own memory: results then do not depend on batch size or on
+    whether a model was trained here or loaded.
+    """
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
+def own_memory(module: torch.nn.Module) -> torch.nn.Module:
+    """Give every parameter and buffer of ``module`` its own aligned memory (see :func:`own_copy`)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.data = own_copy(p.data)
+        for owner in module.modules():
+            for name, buffer in list(owner.named_buffers(recurse=False)):
+                if buffer is not None:
+                    setattr(owner, name, own_copy(buffer))
+    return module
+
+
+def _check_pair(size, where: str, what: str) -> tuple[int, int]:
+    """(H, W) as two positive ints."""
+    try:
+        h, w = size
+    except (TypeError, ValueError):
+        raise UBFInputError(where, f"{what} must be (H, W), got {size!r}") from None
+    for v in (h, w):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise UBFInputError(where, f"{what} must be two positive integers (H, W), got {size!r}")
+    return int(h), int(w)
+
+
+def _positive_int(value, where: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UBFInputError(where, f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _jsonable(value):
+    """Options as plain JSON values (tuples → lists, numpy scalars → Python), so configs survive save/load."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
