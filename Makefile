@@ -39,6 +39,8 @@ bench: install
 	test -d stores/hsi.zarr || $(BIN)/dvc repro
 	$(BIN)/python benchmarks/unmixing.py speed
 	$(BIN)/python benchmarks/unmixing.py ablation
+	$(BIN)/python benchmarks/generator_sampling.py
+	$(BIN)/python benchmarks/synthesis_throughput.py
 
 clean-stores:
 	rm -rf stores reports

@@ -74,6 +74,37 @@ def infer_abundance_cmd(params_path: str) -> None:
     _run_flow("infer_abundance", "infer_abundance", params_path)
 
 
+@main.command("train-generator")
+@PARAMS_OPTION
+def train_generator_cmd(params_path: str) -> None:
+    """Train the abundance generator (params generator) on the abundance stores and register it in MLflow."""
+    _run_flow("train_generator", "train_generator", params_path)
+
+
+@main.command("synthesize")
+@PARAMS_OPTION
+@click.option("--n", "n", type=int, help="number of HSIs [default: params synthesis.n]")
+@click.option("--class", "class_name", help="make all N of this class (one the generator was trained on) "
+                                            "[default: params synthesis.class_mix]")
+@click.option("--out", help="output Zarr store [default: params synthesis.out]")
+@click.option("--replace", is_flag=True, default=None, help="overwrite an existing store of another configuration")
+def synthesize_cmd(params_path: str, n: int | None, class_name: str | None, out: str | None,
+                   replace: bool | None) -> None:
+    """Generate N new HSIs: the registered generator samples abundance maps, the unmixing model's endmembers mix
+    them (Y = E·A). Resumes a stopped run with the same settings; never overwrites another run's store silently.
+
+    Example: ubf synthesize --n 100 --class Farmland --out stores/farmland.zarr
+    """
+    from flows._entry import run_stage
+    from flows.synthesize import synthesize
+
+    def flow_fn(params_path: str) -> dict:
+        return synthesize(params_path=params_path, n=n, class_name=class_name, out=out, replace=replace)
+
+    flow_fn.__name__ = "synthesize"
+    sys.exit(run_stage(flow_fn, synthesize.__doc__, ["--params", params_path]))
+
+
 @main.command("pipeline")
 @PARAMS_OPTION
 def pipeline_cmd(params_path: str) -> None:

@@ -105,3 +105,26 @@ def load_torch_model(uri: str):
 
     resolve_model_version(uri)
     return mlflow.pytorch.load_model(uri)
+
+
+def log_generator(folder: str | Path, name: str = "generator"):
+    """Log a saved abundance generator (the folder of ``AbundanceGenerator.save``) as an MLflow pyfunc model
+    in the active run; the folder travels as the model's artifact ``generator``."""
+    import mlflow.pyfunc
+
+    from tasks.generator_model import GeneratorModel
+
+    return mlflow.pyfunc.log_model(name=name, python_model=GeneratorModel(),
+                                   artifacts={"generator": str(folder)}, pip_requirements=TORCH_REQUIREMENTS)
+
+
+def download_generator(uri: str, dst: str | Path) -> Path:
+    """Download the registered generator behind ``uri`` into ``dst``; returns its saved-generator folder."""
+    import mlflow.artifacts
+
+    resolve_model_version(uri)
+    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    found = sorted(root.rglob("generator.json"))
+    if not found:
+        raise UBFInputError(uri, "the registered model holds no saved generator (generator.json missing)")
+    return found[0].parent

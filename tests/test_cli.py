@@ -20,7 +20,8 @@ def run(args, cwd=REPO, env=None, timeout=300):
 
 
 @pytest.mark.parametrize("sub", [[], ["info"], ["prepare-hsi"], ["prepare-rgb"], ["validate"], ["pipeline"],
-                                 ["train-unmixing"], ["infer-abundance"], ["unmix"]])
+                                 ["train-unmixing"], ["infer-abundance"], ["unmix"], ["train-generator"],
+                                 ["synthesize"]])
 def test_every_command_has_help(sub):
     res = run(UBF + sub + ["--help"])
     assert res.returncode == 0 and "Usage:" in res.stdout

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _keys(d, prefix=""):
     out = set()
     for k, v in d.items():
-        if prefix == "hsi.datasets.":  # data-set entries differ by design
+        if prefix in ("hsi.datasets.", "synthesis.class_mix."):  # data sets and class choices differ by design
             continue
         out.add(prefix + k)
         if isinstance(v, dict):

@@ -122,6 +122,12 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     work = tmp_path / "repo"
     work.mkdir()
     _copy_repo(work)
+    # the embedded sample and every stage as shipped, with fewer training epochs and samples (test time)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["unmixing"]["train"]["epochs"] = 3
+    params["generator"]["train"]["epochs"] = 2
+    params["synthesis"].update(n=8, block_size=4)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PREFECT_HOME": str(tmp_path / "prefect_home"), "DVC_NO_ANALYTICS": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -147,6 +153,19 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     np.testing.assert_allclose(ab["abundance"].sum("endmember").values, 1.0, atol=1e-5)
     assert float(ab["abundance"].min()) >= 0.0
     assert yaml.safe_load((work / "reports/unmixing.json").read_text())["champion_version"] == 1
+    for stage in ("train_generator", "synthesize"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert yaml.safe_load((work / "reports/generator.json").read_text())["model_version"] == 1
+    params = yaml.safe_load((work / "params.yaml").read_text())["synthesis"]
+    syn = xr.open_zarr(work / "stores/synthetic.zarr", consolidated=False)
+    assert syn["reflectance"].dims == ("sample", "wavelength", "y", "x")
+    assert syn.sizes["sample"] == params["n"] and syn.sizes["wavelength"] == 59
+    assert set(syn["label"].values) == set(params["class_mix"]) and syn.attrs["complete"] is True
+    a = syn["abundance"].values
+    assert a.min() >= 0.0 and np.allclose(a.sum(axis=1), 1.0, atol=1e-5)
+    E = xr.open_zarr(work / "stores/endmembers.zarr", consolidated=False)["endmembers"].values
+    np.testing.assert_allclose(syn["reflectance"].values[0], np.einsum("ck,khw->chw", E, a[0]), rtol=1e-4, atol=1e-6)
+    assert len(list((work / "reports/synthetic_examples").glob("*.tif"))) == params["export"]["n"]
     second = subprocess.run(dvc + ["repro"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout

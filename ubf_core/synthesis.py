@@ -102,6 +102,7 @@ class SynthesisJob:
     snr_db: float | None = None
     sampler: Mapping | None = None
     config: Mapping | None = None
+    device: str = "cpu"           # where the generator runs (GPU and CPU kernels round differently)
 
     @property
     def n(self) -> int:
@@ -115,6 +116,7 @@ class SynthesisJob:
         """SHA-256 (16 hex) of the configuration, the labels and the endmembers."""
         h = hashlib.sha256()
         h.update(json.dumps({"config": dict(self.config or {}), "sampler": dict(self.sampler or {}),
+                             "device": self.device,
                              "seed": int(self.seed), "size": list(self.size), "snr_db": self.snr_db},
                             sort_keys=True, default=str).encode())
         h.update("\n".join(map(str, self.labels)).encode())
@@ -187,7 +189,7 @@ def run_block(store: str | Path, generator_dir: str | Path, block: int, block_si
     import zarr
 
     a, b = blocks(job.n, block_size)[block]
-    gen = _cached_generator(str(generator_dir))
+    gen = _cached_generator(str(generator_dir)).to(job.device)
     labels = job.labels[a:b]
     conditional = any(str(lab) for lab in labels)
     before = torch.get_num_threads()

@@ -132,8 +132,8 @@ class AbundanceGenerator(abc.ABC):
 
         abundances: (N, k, H, W) float, non-negative and summing to one over k at every pixel (±1e-3), with
             (H, W) equal to ``size``.
-        labels: (N,) class indices or class names (from ``classes``); required for a conditional model, refused
-            by an unconditional one.
+        labels: (N,) class indices or class names (from ``classes``), or None for a map of no class (it trains
+            the unconditional branch); required for a conditional model, refused by an unconditional one.
         epochs, batch_size, lr (None: the model's ``default_lr``), seed: optimisation settings; the seed fixes the
             shuffling and every random draw of training.
         on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (e.g. to log to MLflow).
@@ -145,7 +145,7 @@ class AbundanceGenerator(abc.ABC):
         if self.conditional:
             if labels is None:
                 raise UBFInputError(where, f"this model is conditioned on classes {self.classes}; give labels (N,)")
-            y = torch.as_tensor(self._class_indices(labels, len(x), where), dtype=torch.long)
+            y = torch.as_tensor(self._class_indices(labels, len(x), where, allow_none=True), dtype=torch.long)
         elif labels is not None:
             raise UBFInputError(where, "labels given, but this model was built without classes")
         epochs, batch_size = _positive_int(epochs, where, "epochs"), _positive_int(batch_size, where, "batch_size")
@@ -264,14 +264,17 @@ class AbundanceGenerator(abc.ABC):
         drop = torch.rand(len(labels), generator=gen) < float(self.config["p_uncond"])
         return torch.where(drop, torch.full_like(labels, self.null_class), labels)
 
-    def _class_indices(self, labels, n: int, where: str) -> np.ndarray:
-        """Labels (n class names or indices) → int64 indices into ``classes``."""
+    def _class_indices(self, labels, n: int, where: str, allow_none: bool = False) -> np.ndarray:
+        """Labels (n class names or indices) → int64 indices into ``classes``; with ``allow_none`` (training), a
+        None label (a map of no class, e.g. from an HSI) becomes the "no class" index."""
         values = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
         if len(values) != n:
             raise UBFInputError(where, f"{len(values)} labels given for {n} maps")
         out = np.empty(n, dtype=np.int64)
         for j, value in enumerate(values):
-            if isinstance(value, (str, np.str_)):
+            if value is None and allow_none:
+                out[j] = self.null_class
+            elif isinstance(value, (str, np.str_)):
                 if value not in self.classes:
                     raise UBFInputError(where, f"class {value!r} is not one the model was trained on "
                                                f"({', '.join(self.classes)})")

@@ -1,0 +1,21 @@
+"""Stage synthesize: mass synthesis of HSIs from the registered generator and unmixing model (also deployable)."""
+
+import sys
+
+from prefect import flow
+
+from flows._entry import run_stage
+from tasks.generator import synthesize_task
+from tasks.params import load_stage_params
+
+
+@flow(name="synthesize", log_prints=True)
+def synthesize(params_path: str = "params.yaml", n: int | None = None, class_name: str | None = None,
+               out: str | None = None, replace: bool | None = None) -> dict:
+    """Generate synthesis.n abundance maps (class mix from params, or n of one class), mix them with the
+    endmembers into stores.synthetic (resuming a stopped run), export the first samples as files."""
+    return synthesize_task(load_stage_params(params_path), n=n, class_name=class_name, out=out, replace=replace)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(synthesize, synthesize.__doc__))

@@ -1,0 +1,239 @@
+"""Prefect tasks of the generation stages: train the abundance generator (MLflow, registry) and synthesise HSIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from tasks.params import resolve
+from tasks.registry import (configure_tracking, download_generator, experiment, load_torch_model, log_generator,
+                            register, resolve_model_version)
+from ubf_core.config import params_hash, section
+from ubf_core.data.stores import open_store
+from ubf_core.errors import UBFInputError
+from ubf_core.metrics import abundance_histogram_distance
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Endmembers (C, k) and their wavelengths (C,) nm, from the endmember store written by infer_abundance, with
+    its provenance (the unmixing model version)."""
+    ds = open_store(resolve(params, section(params, "stores")["endmembers"]))
+    return ds["endmembers"].values.astype(np.float32), ds["wavelength"].values, dict(ds.attrs)
+
+
+def render_samples(abundances: np.ndarray, endmembers: np.ndarray, wavelengths: np.ndarray, captions: list[str],
+                   path: Path) -> Path:
+    """Generated maps (n, k, H, W) mixed through the endmembers (C, k) and shown as RGB (650/550/450 nm)."""
+    import xarray as xr
+
+    from ubf_core.preview import hsi_patches_to_rgb, mosaic
+    from ubf_core.synthesis import mix
+
+    cube = xr.DataArray(mix(abundances, endmembers), dims=("patch", "wavelength", "y", "x"),
+                        coords={"wavelength": wavelengths})
+    mosaic(hsi_patches_to_rgb(cube), captions, columns=min(8, len(captions)), scale=3).save(path)
+    return path
+
+
+@task(name="train-generator")
+def train_generator_task(params: dict) -> dict:
+    """Fit the generator named in params on the abundance stores, log it to MLflow (losses, sample grids rendered
+    through the endmembers, quality figures), register it as ``generator.model_name`` with the champion rule."""
+    import mlflow
+
+    from ubf_core.generators import make_generator
+    from ubf_core.generators.quality import nearest_real_angle_deg
+    from ubf_core.generators.training_data import training_set
+    from ubf_core.synthesis import mix
+
+    log = get_run_logger()
+    g, stores = section(params, "generator"), section(params, "stores")
+    seed = int(params.get("seed", 0))
+    source = str(g.get("source", "rgb"))
+    rgb = open_store(resolve(params, stores["abundance_rgb"])) if source in ("rgb", "both") else None
+    hsi = open_store(resolve(params, stores["abundance_hsi"])) if source in ("hsi", "both") else None
+    maps, labels = training_set(source, None if rgb is None else rgb["abundance"].values,
+                                None if rgb is None else rgb["label"].values,
+                                None if hsi is None else hsi["abundance"].values,
+                                float(g.get("hsi_share", 0.5)), seed)
+    E, wl, e_attrs = load_endmembers(params)
+    if E.shape[1] != maps.shape[1]:
+        raise UBFInputError(resolve(params, stores["endmembers"]), f"k = {E.shape[1]} but the abundance stores "
+                                                                   f"have k = {maps.shape[1]}")
+    classes = None
+    if bool(g.get("conditional", False)):
+        if rgb is None:
+            raise UBFInputError("params.yaml", "generator.conditional needs class labels: use source rgb or both")
+        classes = [str(c) for c in rgb.attrs.get("classes", sorted({lab for lab in labels if lab}))]
+    gen = make_generator(str(g.get("name", "ddpm")), maps.shape[1], tuple(maps.shape[2:]), classes,
+                         **dict(g.get("options") or {}))
+    t = dict(g.get("train") or {})
+    pv = dict(g.get("preview") or {})
+
+    configure_tracking(resolve(params, "."))
+    with mlflow.start_run(experiment_id=experiment("ubf-train_generator", resolve(params, "."))) as run:
+        mlflow.log_params({"name": gen.name, "source": source, "hsi_share": g.get("hsi_share"),
+                           "conditional": classes is not None, "n_maps": len(maps), "k": gen.k,
+                           "size": "x".join(map(str, gen.size)), "seed": seed,
+                           **{f"train.{a}": b for a, b in t.items()},
+                           **{f"option.{a}": str(b) for a, b in gen.config.items()}})
+        mlflow.set_tags({"params_hash": params_hash(g, params.get("seed")),
+                         "unmixing_model_version": str(e_attrs.get("model_version", "")),
+                         "wavelength_nm": json.dumps([float(v) for v in wl])})
+        gen.to(str(t.get("device", "cpu")))
+        history = gen.fit(maps, labels if classes else None, epochs=int(t.get("epochs", 10)),
+                          batch_size=int(t.get("batch_size", 16)), lr=t.get("lr"), seed=seed,
+                          on_epoch=lambda ep, rec: mlflow.log_metrics(
+                              {k: v for k, v in rec.items() if k != "epoch"}, step=ep))
+        per = int(pv.get("n_per_class", 2))
+        want = [c for c in (classes or []) for _ in range(per)] or None
+        n = len(want) if want else max(8, per)
+        options = {} if gen.name != "ddpm" else {"sampler": pv.get("sampler", "dpm++"),
+                                                 "steps": int(pv.get("steps", 20))}
+        samples = gen.sample(n, seed=seed, labels=want, **options)
+        uncond = gen.sample(n, seed=seed + 1, **options)
+        real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+        fake = mix(uncond, E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+        quality = {"hist_distance": abundance_histogram_distance(uncond, maps),
+                   "nearest_real_angle_deg": nearest_real_angle_deg(fake, real, max_generated=4096,
+                                                                    max_real=16384, seed=seed),
+                   "final_loss": float(history[-1]["loss"])}
+        mlflow.log_metrics(quality)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png")
+            render_samples(maps[:16], E, wl, [lab or "HSI" for lab in labels[:16]], tmp / "training_rgb.png")
+            mlflow.log_artifact(str(tmp / "samples_rgb.png"))
+            mlflow.log_artifact(str(tmp / "training_rgb.png"))
+            folder = gen.save(tmp / "generator")
+            info = log_generator(folder)
+        metric = str(g.get("champion_metric", "hist_distance"))
+        reg = register(info.model_uri, str(g.get("model_name", "ubf-generator")), metric, float(quality[metric]),
+                       bool(g.get("champion_higher_is_better", False)),
+                       tags={"run_id": run.info.run_id, "params_hash": params_hash(g, params.get("seed")),
+                             "unmixing_model_version": str(e_attrs.get("model_version", "")),
+                             "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in wl])})
+    log.info("generator %s on %d maps: loss %.4f → %.4f, %s = %.4f; version %d, champion %d", gen.name, len(maps),
+             history[0]["loss"], history[-1]["loss"], metric, quality[metric], reg["version"],
+             reg["champion_version"])
+    metrics = {**quality, "epochs": len(history), "n_maps": len(maps), "model_version": reg["version"],
+               "champion_version": reg["champion_version"], "run_id": run.info.run_id}
+    _write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
+    return metrics
+
+
+@task(name="synthesize")
+def synthesize_task(params: dict, n: int | None = None, class_name: str | None = None, out: str | None = None,
+                    replace: bool | None = None) -> dict:
+    """Sample N abundance maps with the registered generator, mix them with the unmixing model's endmembers and
+    write (or resume) the synthesis store; export the first samples as files. Arguments override params."""
+    from tqdm.auto import tqdm
+
+    from ubf_core.generators import load_generator
+    from ubf_core.parallel import dask_client
+    from ubf_core.synthesis import SynthesisJob, plan_labels
+
+    log = get_run_logger()
+    g, s = section(params, "generator"), section(params, "synthesis")
+    configure_tracking(resolve(params, "."))
+    uri = str(g.get("model_uri", "models:/ubf-generator@champion"))
+    version = resolve_model_version(uri)
+    # the endmembers are those of the unmixing model whose abundances the generator learned (recorded at training)
+    u = section(params, "unmixing")
+    trained_with = version.tags.get("unmixing_model_version")
+    unmixing_uri = (f"models:/{u.get('model_name', 'ubf-unmixing')}/{trained_with}" if trained_with
+                    else str(u.get("model_uri", "models:/ubf-unmixing@champion")))
+    unmixing_version = resolve_model_version(unmixing_uri)
+    model = load_torch_model(unmixing_uri)
+    E = model.endmembers().detach().cpu().numpy().astype(np.float32)
+    wl = np.asarray(model.meta["wavelength_nm"], dtype=float)
+    trained_wl = version.tags.get("wavelength_nm")
+    if trained_wl and (len(json.loads(trained_wl)) != len(wl)
+                       or not np.allclose(json.loads(trained_wl), wl, atol=1e-6)):
+        raise UBFInputError(unmixing_uri, f"endmember grid {wl[0]:g}–{wl[-1]:g} nm × {len(wl)} differs from the "
+                                          f"grid {uri} was trained with")
+    n = int(s.get("n", 16)) if n is None else n
+    class_mix = {class_name: 1} if class_name else (s.get("class_mix") or None)
+    out_path = resolve(params, out or s.get("out", "stores/synthetic.zarr"))
+    replace = bool(s.get("replace", False)) if replace is None else replace
+
+    with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmp:
+        folder = download_generator(uri, tmp)
+        gen = load_generator(folder)
+        if gen.k != E.shape[1]:
+            raise UBFInputError(unmixing_uri, f"k = {E.shape[1]} endmembers but {uri} generates k = {gen.k} maps")
+        labels = plan_labels(n, class_mix, gen.classes)
+        sampler = ({"sampler": str(s.get("sampler", "dpm++")), "steps": int(s.get("steps", 20)),
+                    "guidance_scale": float(s.get("guidance_scale", 2.0))} if gen.name == "ddpm" else {})
+        if gen.name == "ddpm" and not class_mix:
+            sampler.pop("guidance_scale")
+        job = SynthesisJob(labels=labels, seed=int(params.get("seed", 0)), size=tuple(gen.size), endmembers=E,
+                           wavelengths_nm=wl, snr_db=s.get("noise_snr_db"), sampler=sampler,
+                           device=str(s.get("device", "cpu")),
+                           config={"generator": f"{version.name}/{version.version}",
+                                   "unmixing": f"{unmixing_version.name}/{unmixing_version.version}"})
+        attrs = {"generator_model": version.name, "generator_version": int(version.version),
+                 "generator_run_id": version.run_id or "", "unmixing_model": unmixing_version.name,
+                 "unmixing_version": int(unmixing_version.version), "params_hash": params_hash(s, params.get("seed"))}
+        d = section(params, "dask")
+        bar = tqdm(total=None, desc="synthesize", unit="block")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        with dask_client(d.get("scheduler_address"), int(d.get("n_workers", 2)), int(d.get("threads_per_worker", 1)),
+                         bool(d.get("processes", True))) as client:
+            from ubf_core.synthesis import synthesize
+
+            summary = synthesize(job, folder, out_path, client=client, block_size=int(s.get("block_size", 8)),
+                                 threads=int(s.get("torch_threads", 1)), replace=replace, attrs=attrs,
+                                 progress=progress)
+        bar.close()
+    exported = export_samples(params, out_path)
+    log.info("synthesis: %d samples (%s) → %s with endmembers of %s; %d blocks computed, %s already done; "
+             "%d files exported", n,
+             ", ".join(f"{c or 'unconditional'}: {int((labels == c).sum())}" for c in dict.fromkeys(labels)),
+             out_path, unmixing_uri,
+             len(summary["computed_blocks"]), summary["skipped_blocks"], len(exported))
+    report = {"n": n, "out": str(out_path), "generator_version": int(version.version),
+              "unmixing_version": int(unmixing_version.version), "computed_blocks": len(summary["computed_blocks"]),
+              "config_hash": summary["config_hash"], "exported": [str(p) for p in exported]}
+    _write_json(resolve(params, s.get("metrics", "reports/synthesis.json")), report)
+    return report
+
+
+def export_samples(params: dict, store: Path) -> list[Path]:
+    """Write the first ``synthesis.export.n`` samples of the store as GeoTIFF or ENVI files with wavelengths."""
+    from ubf_core.io import write_envi, write_geotiff
+
+    ex = dict(section(params, "synthesis").get("export") or {})
+    n, fmt = int(ex.get("n", 0)), str(ex.get("format", "geotiff"))
+    if n <= 0:
+        return []
+    if fmt not in ("geotiff", "envi"):
+        raise UBFInputError("synthesis.export.format", f"'{fmt}' unknown; use geotiff or envi")
+    folder = resolve(params, ex.get("dir", "reports/synthetic_examples"))
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = open_store(store)
+    paths = []
+    for i in range(min(n, ds.sizes["sample"])):
+        cube = ds["reflectance"].isel(sample=i).load()
+        cube.attrs["source"] = f"{store.name} sample {i} ({ds['label'].values[i] or 'unconditional'})"
+        name = f"sample_{i:05d}" + (".tif" if fmt == "geotiff" else ".hdr")
+        paths.append((write_geotiff if fmt == "geotiff" else write_envi)(cube.drop_vars(
+            [c for c in cube.coords if c not in ("wavelength",)]), folder / name))
+    return paths
