@@ -39,46 +39,32 @@ def _run_flow(module: str, name: str, params_path: str) -> None:
     sys.exit(run_stage(flow_fn, flow_fn.__doc__, ["--params", params_path]))
 
 
-@main.command("prepare-hsi")
-@PARAMS_OPTION
-def prepare_hsi_cmd(params_path: str) -> None:
-    """Read, align to the target grid and patch the HSI scenes of params hsi.datasets into stores.hsi."""
-    _run_flow("prepare_hsi", "prepare_hsi", params_path)
+# stage commands: command name → (flow module and function, help); each runs the stage's Prefect flow
+STAGES = {
+    "prepare-hsi": ("prepare_hsi", "Read, align to the target grid and patch the HSI scenes of params hsi.datasets "
+                                   "into stores.hsi."),
+    "prepare-rgb": ("prepare_rgb", "Cut the RGB images of params rgb.path (class = sub-folder) into labelled "
+                                   "patches in stores.rgb."),
+    "validate": ("validate", "Run the data-quality suite over the stores; write reports/validation.md; exit 1 when "
+                             "a check fails."),
+    "train-unmixing": ("train_unmixing", "Train the unmixing network on stores.hsi, log it to MLflow and register "
+                                         "it (champion rule)."),
+    "infer-abundance": ("infer_abundance", "Map the RGB and HSI stores into abundance space with the model at "
+                                           "unmixing.model_uri."),
+    "train-generator": ("train_generator", "Train the abundance generator (params generator) on the abundance "
+                                           "stores and register it in MLflow."),
+}
 
 
-@main.command("prepare-rgb")
-@PARAMS_OPTION
-def prepare_rgb_cmd(params_path: str) -> None:
-    """Cut the RGB images of params rgb.path (class = sub-folder) into labelled patches in stores.rgb."""
-    _run_flow("prepare_rgb", "prepare_rgb", params_path)
+def _stage_command(command: str, module: str, help_text: str) -> None:
+    @main.command(command, help=help_text)
+    @PARAMS_OPTION
+    def run(params_path: str) -> None:
+        _run_flow(module, module, params_path)
 
 
-@main.command("validate")
-@PARAMS_OPTION
-def validate_cmd(params_path: str) -> None:
-    """Run the data-quality suite over the stores; write reports/validation.md; exit 1 when a check fails."""
-    _run_flow("validate", "validate", params_path)
-
-
-@main.command("train-unmixing")
-@PARAMS_OPTION
-def train_unmixing_cmd(params_path: str) -> None:
-    """Train the unmixing network on stores.hsi, log it to MLflow and register it (champion rule)."""
-    _run_flow("train_unmixing", "train_unmixing", params_path)
-
-
-@main.command("infer-abundance")
-@PARAMS_OPTION
-def infer_abundance_cmd(params_path: str) -> None:
-    """Map the RGB and HSI stores into abundance space with the model at unmixing.model_uri."""
-    _run_flow("infer_abundance", "infer_abundance", params_path)
-
-
-@main.command("train-generator")
-@PARAMS_OPTION
-def train_generator_cmd(params_path: str) -> None:
-    """Train the abundance generator (params generator) on the abundance stores and register it in MLflow."""
-    _run_flow("train_generator", "train_generator", params_path)
+for _command, (_module, _help) in STAGES.items():
+    _stage_command(_command, _module, _help)
 
 
 @main.command("synthesize")

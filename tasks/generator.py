@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from prefect import get_run_logger, task
 
-from tasks.params import resolve
+from tasks.params import relative, resolve, write_json
 from tasks.registry import (configure_tracking, download_generator, experiment, load_torch_model, log_generator,
                             register, resolve_model_version)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics import abundance_histogram_distance
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -130,7 +122,7 @@ def train_generator_task(params: dict) -> dict:
              reg["champion_version"])
     metrics = {**quality, "epochs": len(history), "n_maps": len(maps), "model_version": reg["version"],
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
-    _write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
+    write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
     return metrics
 
 
@@ -209,10 +201,10 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
              ", ".join(f"{c or 'unconditional'}: {int((labels == c).sum())}" for c in dict.fromkeys(labels)),
              out_path, unmixing_uri,
              len(summary["computed_blocks"]), summary["skipped_blocks"], len(exported))
-    report = {"n": n, "out": str(out_path), "generator_version": int(version.version),
+    report = {"n": n, "out": relative(params, out_path), "generator_version": int(version.version),
               "unmixing_version": int(unmixing_version.version), "computed_blocks": len(summary["computed_blocks"]),
-              "config_hash": summary["config_hash"], "exported": [str(p) for p in exported]}
-    _write_json(resolve(params, s.get("metrics", "reports/synthesis.json")), report)
+              "config_hash": summary["config_hash"], "exported": [relative(params, p) for p in exported]}
+    write_json(resolve(params, s.get("metrics", "reports/synthesis.json")), report)
     return report
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from prefect import task
@@ -21,3 +23,20 @@ def resolve(params: dict, relative: str) -> Path:
     """A path from params.yaml, relative to the params file's folder."""
     p = Path(relative)
     return p if p.is_absolute() else Path(params["_root"]) / p
+
+
+def relative(params: dict, path: Path) -> str:
+    """``path`` as written in reports: relative to the params file's folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(params["_root"]).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a JSON report atomically (temporary name, then rename), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)

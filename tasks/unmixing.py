@@ -4,7 +4,6 @@ register it in MLflow; infer abundances of the RGB and HSI stores with a registe
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
-from tasks.params import resolve
+from tasks.params import resolve, write_json
 from tasks.registry import configure_tracking, experiment, load_torch_model, log_torch_model, register
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
@@ -128,11 +127,7 @@ def train_unmixing_task(params: dict) -> dict:
                "epochs_run": len(result.history), "rgb_vs_hsi_abundance_hist_distance": hist_distance,
                "model_version": reg["version"], "champion_version": reg["champion_version"],
                "run_id": run.info.run_id}
-    out = resolve(params, u.get("metrics", "reports/unmixing.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name("." + out.name + ".tmp")
-    tmp_out.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp_out, out)
+    write_json(resolve(params, u.get("metrics", "reports/unmixing.json")), metrics)
     return metrics
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from tasks.params import resolve
+from tasks.params import resolve, write_json
 from ubf_core.config import section
 from ubf_core.data.stores import open_store
 from ubf_core.data.summary import band_table, patch_table
@@ -120,9 +120,7 @@ def validate_store(params: dict, kind: str) -> dict:
     failed = [r for r in results if not r["success"]]
     summary = {"store": section(params, "stores")[kind], "kind": kind, "success": not failed, "n_patches": int(ds.sizes["patch"]),
                "n_expectations": len(results), "n_failed": len(failed), "results": results}
-    tmp = report_path.with_name("." + report_path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, report_path)
+    write_json(report_path, summary)
     if failed:
         summary["error"] = _one_line(store_path, failed, report_path)
         log.error("%s: %s", store_path, summary["error"])
