@@ -44,3 +44,10 @@ bench: install
 
 clean-stores:
 	rm -rf stores reports
+
+# local servers on 127.0.0.1 (Prefect + workers for pools cpu/gpu, MLflow, Dask), e.g. UP_ARGS="--prefect-port 4300"
+.PHONY: infra-up infra-down
+infra-up: install
+	$(BIN)/python infra/up.py $(UP_ARGS)
+infra-down:
+	$(BIN)/python infra/down.py $(DOWN_ARGS)

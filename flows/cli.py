@@ -53,6 +53,11 @@ STAGES = {
                                            "unmixing.model_uri."),
     "train-generator": ("train_generator", "Train the abundance generator (params generator) on the abundance "
                                            "stores and register it in MLflow."),
+    "evaluate": ("evaluate", "Judge the synthetic store and its baselines (other generators, pixel GMM, the real "
+                             "training set) against the held-out real scenes; write reports/metrics.json."),
+    "classify": ("classify", "The downstream experiment: classifiers on real, augmented and real + synthetic "
+                             "patches, tested on held-out scenes; write reports/classification.md."),
+    "report": ("report", "Rebuild the HTML report (reports/report.html) from what the stages wrote."),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from tasks.registry import (configure_tracking, download_generator, experiment, 
                             register, resolve_model_version)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
+from ubf_core.devices import pick_device
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics import abundance_histogram_distance
 
@@ -39,7 +41,32 @@ def render_samples(abundances: np.ndarray, endmembers: np.ndarray, wavelengths: 
     return path
 
 
-@task(name="train-generator")
+def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | None]:
+    """The generator's training maps (N, k, H, W), their labels (class or None) and the class list (None when
+    ``generator.conditional`` is off), from the abundance stores named in params. HSI maps of the scenes in
+    ``heldout_sources`` are left out: evaluation and classification compare against those scenes."""
+    from ubf_core.generators.training_data import training_set
+
+    g, stores = section(params, "generator"), section(params, "stores")
+    source = str(g.get("source", "rgb"))
+    rgb = open_store(resolve(params, stores["abundance_rgb"])) if source in ("rgb", "both") else None
+    hsi = open_store(resolve(params, stores["abundance_hsi"])) if source in ("hsi", "both") else None
+    if hsi is not None:
+        keep = ~np.isin([str(v) for v in hsi["source"].values], [str(s) for s in params.get("heldout_sources") or []])
+        hsi = hsi.isel(patch=np.flatnonzero(keep))
+    maps, labels = training_set(source, None if rgb is None else rgb["abundance"].values,
+                                None if rgb is None else rgb["label"].values,
+                                None if hsi is None else hsi["abundance"].values,
+                                float(g.get("hsi_share", 0.5)), int(params.get("seed", 0)))
+    classes = None
+    if bool(g.get("conditional", False)):
+        if rgb is None:
+            raise UBFInputError("params.yaml", "generator.conditional needs class labels: use source rgb or both")
+        classes = [str(c) for c in rgb.attrs.get("classes", sorted({lab for lab in labels if lab}))]
+    return maps, labels, classes
+
+
+@task(name="train-generator", tags=["cuda"])
 def train_generator_task(params: dict) -> dict:
     """Fit the generator named in params on the abundance stores, log it to MLflow (losses, sample grids rendered
     through the endmembers, quality figures), register it as ``generator.model_name`` with the champion rule."""
@@ -47,28 +74,17 @@ def train_generator_task(params: dict) -> dict:
 
     from ubf_core.generators import make_generator
     from ubf_core.generators.quality import nearest_real_angle_deg
-    from ubf_core.generators.training_data import training_set
     from ubf_core.synthesis import mix
 
     log = get_run_logger()
-    g, stores = section(params, "generator"), section(params, "stores")
+    g = section(params, "generator")
     seed = int(params.get("seed", 0))
     source = str(g.get("source", "rgb"))
-    rgb = open_store(resolve(params, stores["abundance_rgb"])) if source in ("rgb", "both") else None
-    hsi = open_store(resolve(params, stores["abundance_hsi"])) if source in ("hsi", "both") else None
-    maps, labels = training_set(source, None if rgb is None else rgb["abundance"].values,
-                                None if rgb is None else rgb["label"].values,
-                                None if hsi is None else hsi["abundance"].values,
-                                float(g.get("hsi_share", 0.5)), seed)
+    maps, labels, classes = generator_training_set(params)
     E, wl, e_attrs = load_endmembers(params)
     if E.shape[1] != maps.shape[1]:
-        raise UBFInputError(resolve(params, stores["endmembers"]), f"k = {E.shape[1]} but the abundance stores "
-                                                                   f"have k = {maps.shape[1]}")
-    classes = None
-    if bool(g.get("conditional", False)):
-        if rgb is None:
-            raise UBFInputError("params.yaml", "generator.conditional needs class labels: use source rgb or both")
-        classes = [str(c) for c in rgb.attrs.get("classes", sorted({lab for lab in labels if lab}))]
+        raise UBFInputError(resolve(params, section(params, "stores")["endmembers"]),
+                            f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
     gen = make_generator(str(g.get("name", "ddpm")), maps.shape[1], tuple(maps.shape[2:]), classes,
                          **dict(g.get("options") or {}))
     t = dict(g.get("train") or {})
@@ -77,6 +93,7 @@ def train_generator_task(params: dict) -> dict:
     configure_tracking(resolve(params, "."))
     with mlflow.start_run(experiment_id=experiment("ubf-train_generator", resolve(params, "."))) as run:
         mlflow.log_params({"name": gen.name, "source": source, "hsi_share": g.get("hsi_share"),
+                           "heldout_sources": ",".join(map(str, params.get("heldout_sources") or [])),
                            "conditional": classes is not None, "n_maps": len(maps), "k": gen.k,
                            "size": "x".join(map(str, gen.size)), "seed": seed,
                            **{f"train.{a}": b for a, b in t.items()},
@@ -84,7 +101,7 @@ def train_generator_task(params: dict) -> dict:
         mlflow.set_tags({"params_hash": params_hash(g, params.get("seed")),
                          "unmixing_model_version": str(e_attrs.get("model_version", "")),
                          "wavelength_nm": json.dumps([float(v) for v in wl])})
-        gen.to(str(t.get("device", "cpu")))
+        gen.to(pick_device(t.get("device", "auto"), "generator.train.device"))
         history = gen.fit(maps, labels if classes else None, epochs=int(t.get("epochs", 10)),
                           batch_size=int(t.get("batch_size", 16)), lr=t.get("lr"), seed=seed,
                           on_epoch=lambda ep, rec: mlflow.log_metrics(
@@ -126,24 +143,42 @@ def train_generator_task(params: dict) -> dict:
     return metrics
 
 
-@task(name="synthesize")
-def synthesize_task(params: dict, n: int | None = None, class_name: str | None = None, out: str | None = None,
-                    replace: bool | None = None) -> dict:
-    """Sample N abundance maps with the registered generator, mix them with the unmixing model's endmembers and
-    write (or resume) the synthesis store; export the first samples as files. Arguments override params."""
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class SynthesisModels:
+    """The registry entries a synthesis run uses, resolved once before any work: the generator version behind the
+    asked URI (alias or version) and the unmixing model version whose abundances it learned, with its endmembers
+    (C, k) in reflectance and their wavelengths (C,) in nm."""
 
-    from ubf_core.generators import load_generator
-    from ubf_core.parallel import dask_client
-    from ubf_core.synthesis import SynthesisJob, plan_labels
+    generator_uri: str
+    generator_name: str
+    generator_version: int
+    generator_run_id: str
+    unmixing_uri: str
+    unmixing_name: str
+    unmixing_version: int
+    endmembers: np.ndarray
+    wavelengths_nm: np.ndarray
 
-    log = get_run_logger()
-    g, s = section(params, "generator"), section(params, "synthesis")
-    configure_tracking(resolve(params, "."))
-    uri = str(g.get("model_uri", "models:/ubf-generator@champion"))
+    @property
+    def generator_version_uri(self) -> str:
+        """``models:/NAME/VERSION`` of the resolved generator (what is downloaded: an alias may move meanwhile)."""
+        return f"models:/{self.generator_name}/{self.generator_version}"
+
+    def provenance(self) -> dict:
+        """Store attributes naming the models."""
+        return {"generator_model": self.generator_name, "generator_version": self.generator_version,
+                "generator_run_id": self.generator_run_id, "unmixing_model": self.unmixing_name,
+                "unmixing_version": self.unmixing_version}
+
+
+def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> SynthesisModels:
+    """Resolve ``generator_uri`` (default ``generator.model_uri``) and the unmixing model it was trained with (its
+    tag ``unmixing_model_version``; else ``unmixing.model_uri``) in the registry, load the endmembers and check
+    that their wavelength grid is the generator's. A URI that points nowhere is a UBFInputError naming it."""
+    g, u = section(params, "generator"), section(params, "unmixing")
+    uri = str(generator_uri or g.get("model_uri", "models:/ubf-generator@champion"))
     version = resolve_model_version(uri)
     # the endmembers are those of the unmixing model whose abundances the generator learned (recorded at training)
-    u = section(params, "unmixing")
     trained_with = version.tags.get("unmixing_model_version")
     unmixing_uri = (f"models:/{u.get('model_name', 'ubf-unmixing')}/{trained_with}" if trained_with
                     else str(u.get("model_uri", "models:/ubf-unmixing@champion")))
@@ -156,29 +191,64 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
                        or not np.allclose(json.loads(trained_wl), wl, atol=1e-6)):
         raise UBFInputError(unmixing_uri, f"endmember grid {wl[0]:g}–{wl[-1]:g} nm × {len(wl)} differs from the "
                                           f"grid {uri} was trained with")
+    return SynthesisModels(uri, version.name, int(version.version), version.run_id or "", unmixing_uri,
+                           unmixing_version.name, int(unmixing_version.version), E, wl)
+
+
+def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_mix: dict | None,
+                  seed: int | None = None, sampler: str | None = None, steps: int | None = None,
+                  guidance_scale: float | None = None, device: str | None = None):
+    """The SynthesisJob of ``n`` samples of ``gen`` (the loaded generator of ``models``) with ``class_mix`` (None:
+    unconditional); seed, sampler, steps, guidance_scale and device default to params (``seed``, ``synthesis.*``).
+    ``device`` auto/cpu/cuda goes through :func:`ubf_core.devices.pick_device`."""
+    from ubf_core.synthesis import SynthesisJob, plan_labels
+
+    s = section(params, "synthesis")
+    E = models.endmembers
+    if gen.k != E.shape[1]:
+        raise UBFInputError(models.unmixing_uri, f"k = {E.shape[1]} endmembers but {models.generator_uri} "
+                                                 f"generates k = {gen.k} maps")
+    labels = plan_labels(n, class_mix, gen.classes)
+    options = {}
+    if gen.name == "ddpm":
+        options = {"sampler": str(s.get("sampler", "dpm++") if sampler is None else sampler),
+                   "steps": int(s.get("steps", 20) if steps is None else steps),
+                   "guidance_scale": float(s.get("guidance_scale", 2.0) if guidance_scale is None else guidance_scale)}
+        if not class_mix:
+            options.pop("guidance_scale")
+    return SynthesisJob(labels=labels, seed=int(params.get("seed", 0) if seed is None else seed),
+                        size=tuple(gen.size), endmembers=E, wavelengths_nm=models.wavelengths_nm,
+                        snr_db=s.get("noise_snr_db"), sampler=options,
+                        device=pick_device(s.get("device", "cpu") if device is None else device, "synthesis.device"),
+                        config={"generator": f"{models.generator_name}/{models.generator_version}",
+                                "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"})
+
+
+@task(name="synthesize", tags=["cuda"])
+def synthesize_task(params: dict, n: int | None = None, class_name: str | None = None, out: str | None = None,
+                    replace: bool | None = None) -> dict:
+    """Sample N abundance maps with the registered generator, mix them with the unmixing model's endmembers and
+    write (or resume) the synthesis store; export the first samples as files. Arguments override params."""
+    from tqdm.auto import tqdm
+
+    from ubf_core.generators import load_generator
+    from ubf_core.parallel import dask_client
+
+    log = get_run_logger()
+    g, s = section(params, "generator"), section(params, "synthesis")
+    configure_tracking(resolve(params, "."))
+    models = resolve_synthesis_models(params, str(g.get("model_uri", "models:/ubf-generator@champion")))
     n = int(s.get("n", 16)) if n is None else n
     class_mix = {class_name: 1} if class_name else (s.get("class_mix") or None)
     out_path = resolve(params, out or s.get("out", "stores/synthetic.zarr"))
     replace = bool(s.get("replace", False)) if replace is None else replace
 
     with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmp:
-        folder = download_generator(uri, tmp)
+        folder = download_generator(models.generator_version_uri, tmp)
         gen = load_generator(folder)
-        if gen.k != E.shape[1]:
-            raise UBFInputError(unmixing_uri, f"k = {E.shape[1]} endmembers but {uri} generates k = {gen.k} maps")
-        labels = plan_labels(n, class_mix, gen.classes)
-        sampler = ({"sampler": str(s.get("sampler", "dpm++")), "steps": int(s.get("steps", 20)),
-                    "guidance_scale": float(s.get("guidance_scale", 2.0))} if gen.name == "ddpm" else {})
-        if gen.name == "ddpm" and not class_mix:
-            sampler.pop("guidance_scale")
-        job = SynthesisJob(labels=labels, seed=int(params.get("seed", 0)), size=tuple(gen.size), endmembers=E,
-                           wavelengths_nm=wl, snr_db=s.get("noise_snr_db"), sampler=sampler,
-                           device=str(s.get("device", "cpu")),
-                           config={"generator": f"{version.name}/{version.version}",
-                                   "unmixing": f"{unmixing_version.name}/{unmixing_version.version}"})
-        attrs = {"generator_model": version.name, "generator_version": int(version.version),
-                 "generator_run_id": version.run_id or "", "unmixing_model": unmixing_version.name,
-                 "unmixing_version": int(unmixing_version.version), "params_hash": params_hash(s, params.get("seed"))}
+        job = synthesis_job(params, models, gen, n=n, class_mix=class_mix)
+        labels = job.labels
+        attrs = {**models.provenance(), "params_hash": params_hash(s, params.get("seed"))}
         d = section(params, "dask")
         bar = tqdm(total=None, desc="synthesize", unit="block")
 
@@ -199,10 +269,10 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
     log.info("synthesis: %d samples (%s) → %s with endmembers of %s; %d blocks computed, %s already done; "
              "%d files exported", n,
              ", ".join(f"{c or 'unconditional'}: {int((labels == c).sum())}" for c in dict.fromkeys(labels)),
-             out_path, unmixing_uri,
+             out_path, models.unmixing_uri,
              len(summary["computed_blocks"]), summary["skipped_blocks"], len(exported))
-    report = {"n": n, "out": relative(params, out_path), "generator_version": int(version.version),
-              "unmixing_version": int(unmixing_version.version), "computed_blocks": len(summary["computed_blocks"]),
+    report = {"n": n, "out": relative(params, out_path), "generator_version": models.generator_version,
+              "unmixing_version": models.unmixing_version, "computed_blocks": len(summary["computed_blocks"]),
               "config_hash": summary["config_hash"], "exported": [relative(params, p) for p in exported]}
     write_json(resolve(params, s.get("metrics", "reports/synthesis.json")), report)
     return report

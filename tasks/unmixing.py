@@ -65,7 +65,7 @@ def _rgb_sample(params: dict, n: int, seed: int) -> np.ndarray:
     return ds["rgb"].isel(patch=idx).values
 
 
-@task(name="train-unmixing")
+@task(name="train-unmixing", tags=["cuda"])
 def train_unmixing_task(params: dict) -> dict:
     """Train the unmixing network on stores.hsi (validated on other scenes), log everything to MLflow, register
     the model as ``unmixing.model_name`` with the champion rule, and return the stage's metrics."""

@@ -3,6 +3,7 @@ end to end on the embedded sample in a copy of the repository."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -127,6 +128,10 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     params["unmixing"]["train"]["epochs"] = 3
     params["generator"]["train"]["epochs"] = 2
     params["synthesis"].update(n=8, block_size=4)
+    for name in ("vae", "gan"):
+        params["evaluation"]["generators"][name]["train"]["epochs"] = 2
+    params["evaluation"]["features"]["epochs"] = 2
+    params["classification"].update(seeds=[0, 1], n_per_class=8, train={"epochs": 2, "batch_size": 16})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PREFECT_HOME": str(tmp_path / "prefect_home"), "DVC_NO_ANALYTICS": "1",
@@ -166,6 +171,26 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     E = xr.open_zarr(work / "stores/endmembers.zarr", consolidated=False)["endmembers"].values
     np.testing.assert_allclose(syn["reflectance"].values[0], np.einsum("ck,khw->chw", E, a[0]), rtol=1e-4, atol=1e-6)
     assert len(list((work / "reports/synthetic_examples").glob("*.tif"))) == params["export"]["n"]
+    for stage in ("evaluate", "classify", "report"):
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    assert set(metrics["generation"]) == {"real_train", "ddpm", "vae", "gan", "gmm"}
+    for row in metrics["generation"].values():
+        assert 0.0 < row["F_p"] <= 1.0 + 1e-6 and 0.0 <= row["precision"] <= 1.0 and np.isfinite(row["frechet"])
+    assert metrics["generation"]["ddpm"]["sum_to_one_max"] < 1e-4
+    shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=work, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and "reports/metrics.json" in shown.stdout and "F_p" in shown.stdout
+    cls = json.loads((work / "reports/classification.json").read_text())
+    for arm in ("real", "augment", "synthetic"):
+        for model in ("cnn", "spectral_resnet"):
+            assert 0.0 <= cls["summary"][f"{model}/{arm}/oa_mean"] <= 1.0
+    assert set(cls["test_counts"]) == {"airport", "beach", "urban"}
+    table = (work / "reports/classification.md").read_text()
+    assert "| synthetic | cnn |" in table and "89.5" in table
+    page = (work / "reports/report.html").read_text()
+    assert page.count('src="data:image/png;base64,') >= 4 and "| synthetic" not in page and ">synthetic<" in page
+    for report in (work / "reports").glob("*.json"):
+        assert str(work) not in report.read_text(), report
     second = subprocess.run(dvc + ["repro"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout

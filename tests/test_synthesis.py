@@ -133,3 +133,42 @@ def test_labels_mixing_and_noise():
     snr = 10 * np.log10(np.mean(y ** 2) / np.mean((noisy - y) ** 2))
     assert 18.5 < snr < 21.5
     np.testing.assert_array_equal(noisy, add_noise(y, 20.0, [11, 12]))
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import numpy as np
+from ubf_core.parallel import dask_client
+from ubf_core.synthesis import SynthesisJob, plan_labels, synthesize
+
+gen_dir, out, endmembers = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
+job = SynthesisJob(labels=plan_labels(12, {"Beach": 1, "Forest": 1}, ["Beach", "Forest"]), seed=3, size=(8, 8),
+                   endmembers=endmembers, wavelengths_nm=np.linspace(398, 698, 12), config={"generator": "test-vae"})
+
+def die_after_two(done, total):
+    if done == 2:
+        os.kill(os.getpid(), signal.SIGKILL)   # no cleanup, no finally: as a killed worker
+
+with dask_client(n_workers=1, threads_per_worker=1, processes=False) as client:
+    synthesize(job, gen_dir, out, client=client, block_size=3, progress=die_after_two)
+"""
+
+
+def test_a_sigkilled_process_leaves_a_partial_store_that_the_next_run_completes(generator_dir, tmp_path):
+    import subprocess
+    import sys
+
+    job = _job(n=12)
+    np.save(tmp_path / "E.npy", job.endmembers)
+    out = tmp_path / "killed.zarr"
+    run = subprocess.run([sys.executable, "-c", KILL_SCRIPT, generator_dir, str(out), str(tmp_path / "E.npy")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr[-2000:]
+    assert not out.exists() and partial_path(out).exists()  # nothing half-written is exposed
+    todo = pending_blocks(partial_path(out))
+    assert 0 < len(todo) < 4
+    with dask_client(n_workers=1, threads_per_worker=1, processes=False) as client:
+        summary = synthesize(job, generator_dir, out, client=client, block_size=3)
+        synthesize(job, generator_dir, tmp_path / "ref.zarr", client=client, block_size=3)
+    assert summary["computed_blocks"] == todo
+    _same(_arrays(tmp_path / "ref.zarr"), _arrays(out))

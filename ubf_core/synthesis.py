@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from ubf_core.data.stores import replace_path
+from ubf_core.devices import AUTOCAST_DTYPE, is_cuda, mixed_precision
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import sample_seed
 
@@ -115,10 +116,11 @@ class SynthesisJob:
     def config_hash(self) -> str:
         """SHA-256 (16 hex) of the configuration, the labels and the endmembers."""
         h = hashlib.sha256()
-        h.update(json.dumps({"config": dict(self.config or {}), "sampler": dict(self.sampler or {}),
-                             "device": self.device,
-                             "seed": int(self.seed), "size": list(self.size), "snr_db": self.snr_db},
-                            sort_keys=True, default=str).encode())
+        fields = {"config": dict(self.config or {}), "sampler": dict(self.sampler or {}), "device": self.device,
+                  "seed": int(self.seed), "size": list(self.size), "snr_db": self.snr_db}
+        if is_cuda(self.device):  # sampling on a GPU runs under torch.autocast (run_block)
+            fields["autocast"] = AUTOCAST_DTYPE
+        h.update(json.dumps(fields, sort_keys=True, default=str).encode())
         h.update("\n".join(map(str, self.labels)).encode())
         h.update(np.ascontiguousarray(self.endmembers, dtype=np.float32).tobytes())
         h.update(np.ascontiguousarray(self.wavelengths_nm, dtype=np.float64).tobytes())
@@ -183,7 +185,9 @@ def run_block(store: str | Path, generator_dir: str | Path, block: int, block_si
     """Generate, mix and write one block, then mark it done. Runs on a Dask worker; returns the block index.
 
     ``threads``: torch threads while sampling (CPU kernels round differently with another thread count, so the
-    store is identical across runs only for the same value).
+    store is identical across runs only for the same value). On a CUDA ``job.device`` the generator samples under
+    ``torch.autocast`` (float16, :func:`ubf_core.devices.mixed_precision`). Blocks may run in several threads of
+    one process at once: torch's thread setting (OpenMP) is per thread, so each block sets and restores its own.
     """
     import torch
     import zarr
@@ -195,8 +199,9 @@ def run_block(store: str | Path, generator_dir: str | Path, block: int, block_si
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
-        abundance = gen.sample(b - a, size=tuple(job.size), seed=int(job.seed), start_index=a,
-                               labels=list(labels) if conditional else None, **dict(job.sampler or {}))
+        with mixed_precision(job.device):
+            abundance = gen.sample(b - a, size=tuple(job.size), seed=int(job.seed), start_index=a,
+                                   labels=list(labels) if conditional else None, **dict(job.sampler or {}))
     finally:
         torch.set_num_threads(before)
     reflectance = add_noise(mix(abundance, job.endmembers), job.snr_db, job.seeds[a:b])
@@ -218,34 +223,11 @@ def synthesize(job: SynthesisJob, generator_dir: str | Path, out: str | Path, *,
     A partial store of the same configuration is resumed (with its own block size); of another one, restarted.
     """
     out = Path(out)
-    want = job.config_hash()
-    gen = _cached_generator(str(generator_dir))
-    k = int(gen.k)
-    if job.endmembers.shape[1] != k:
-        raise UBFInputError("endmembers", f"k = {job.endmembers.shape[1]} but the generator {generator_dir} "
-                                          f"makes k = {k} abundance maps")
-    if job.endmembers.shape[0] != len(job.wavelengths_nm):
-        raise UBFInputError("endmembers", f"{job.endmembers.shape[0]} bands but {len(job.wavelengths_nm)} "
-                                          f"wavelengths")
-    if out.exists():
-        have = _attrs(out).get("config_hash")
-        if have == want:
-            return {"out": str(out), "computed_blocks": [], "skipped_blocks": "all", "config_hash": want}
-        if not replace:
-            raise UBFInputError(out, f"exists and was written with another configuration ({have} ≠ {want}); "
-                                     f"pass --replace (or synthesis.replace: true) to overwrite it")
-    partial = partial_path(out)
-    if partial.exists() and _attrs(partial).get("config_hash") != want:
-        shutil.rmtree(partial)
-    if not partial.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = partial.with_name(partial.name + ".new")
-        shutil.rmtree(tmp, ignore_errors=True)
-        _create(tmp, job, block_size, k, dict(attrs or {}))
-        tmp.rename(partial)
-    block_size = int(_attrs(partial)["block_size"])
-    todo = pending_blocks(partial)
-    total = len(blocks(job.n, block_size))
+    plan = prepare_store(job, generator_dir, out, block_size=block_size, replace=replace, attrs=attrs)
+    want = plan["config_hash"]
+    if plan["complete"]:
+        return {"out": str(out), "computed_blocks": [], "skipped_blocks": "all", "config_hash": want}
+    partial, block_size, todo, total = Path(plan["partial"]), plan["block_size"], plan["todo"], plan["total"]
     from distributed import as_completed, wait
 
     # at most one block per worker thread in flight: a stopped run leaves only those to finish, never a queue
@@ -273,15 +255,70 @@ def synthesize(job: SynthesisJob, generator_dir: str | Path, out: str | Path, *,
     except BaseException:
         wait([f for f in submitted if not f.done()])  # blocks already running finish; the partial store stays
         raise
+    finish_store(partial, out)
+    return {"out": str(out), "computed_blocks": todo, "skipped_blocks": total - len(todo), "config_hash": want,
+            "n": job.n, "block_size": block_size}
+
+
+def prepare_store(job: SynthesisJob, generator_dir: str | Path, out: str | Path, *, block_size: int = 8,
+                  replace: bool = False, attrs: dict | None = None) -> dict:
+    """Everything :func:`synthesize` does before the first block: check the job against the generator, keep an
+    output of the same configuration, refuse (or, with ``replace``, plan to replace) one of another, resume a
+    partial store of the same configuration (with its own block size) or start a new one.
+
+    Returns {"complete": True, "config_hash"} when ``out`` already holds this configuration, else {"complete":
+    False, "config_hash", "partial" (path of the partial store), "block_size", "todo" (indices of the blocks
+    still to compute, for :func:`run_block`), "total" (number of blocks)}. Nothing is written before the checks.
+    """
+    out = Path(out)
+    want = job.config_hash()
+    gen = _cached_generator(str(generator_dir))
+    k = int(gen.k)
+    if job.endmembers.shape[1] != k:
+        raise UBFInputError("endmembers", f"k = {job.endmembers.shape[1]} but the generator {generator_dir} "
+                                          f"makes k = {k} abundance maps")
+    if job.endmembers.shape[0] != len(job.wavelengths_nm):
+        raise UBFInputError("endmembers", f"{job.endmembers.shape[0]} bands but {len(job.wavelengths_nm)} "
+                                          f"wavelengths")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise UBFInputError("synthesis.block_size", f"must be a positive integer, got {block_size!r}")
+    if out.exists():
+        have = _attrs(out).get("config_hash")
+        if have == want:
+            return {"complete": True, "config_hash": want}
+        if not replace:
+            raise UBFInputError(out, f"exists and was written with another configuration ({have} ≠ {want}); "
+                                     f"pass --replace (or synthesis.replace: true) to overwrite it")
+    partial = partial_path(out)
+    if partial.exists() and _attrs(partial).get("config_hash") != want:
+        shutil.rmtree(partial)
+    if not partial.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = partial.with_name(partial.name + ".new")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _create(tmp, job, int(block_size), k, dict(attrs or {}))
+        tmp.rename(partial)
+    block_size = int(_attrs(partial)["block_size"])
+    return {"complete": False, "config_hash": want, "partial": str(partial), "block_size": block_size,
+            "todo": pending_blocks(partial), "total": len(blocks(job.n, block_size))}
+
+
+def finish_store(partial: str | Path, out: str | Path) -> None:
+    """Mark a partial store whose every block is done as complete and move it to ``out`` (replacing what is
+    there); a block still missing is a UBFInputError and the partial store stays for the next run."""
+    import zarr
+
+    partial = Path(partial)
     left = pending_blocks(partial)
     if left:
         raise UBFInputError(partial, f"blocks {left[:5]} are not done after the run")
-    import zarr
-
     zarr.open_group(partial, mode="r+").attrs["complete"] = True
-    replace_path(partial, out)
-    return {"out": str(out), "computed_blocks": todo, "skipped_blocks": total - len(todo), "config_hash": want,
-            "n": job.n, "block_size": block_size}
+    replace_path(partial, Path(out))
+
+
+def store_config_hash(path: str | Path) -> str | None:
+    """The ``config_hash`` attribute of a synthesis store (complete or partial), None when it has none."""
+    return _attrs(Path(path)).get("config_hash")
 
 
 def _attrs(path: Path) -> dict:

@@ -1,0 +1,154 @@
+"""Prefect tasks of the classify stage: the papers' downstream experiment — do class-conditional synthetic HSIs
+help a classifier trained on scarce, imbalanced real patches, tested on whole held-out scenes?"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from tasks.params import relative, resolve, write_json
+from tasks.registry import configure_tracking, experiment
+from ubf_core.config import params_hash, section
+from ubf_core.data.stores import open_store
+from ubf_core.devices import pick_device
+from ubf_core.errors import UBFInputError
+
+
+def real_sets(params: dict):
+    """(train, test) LabelledPatches from the HSI store: the scenes named in ``classification.scene_classes`` (or,
+    when null, every scene whose id follows <data set>-<class>-<number>), split by whole scene
+    (``classification.test_scenes``, or one per class by seed); the training side cut to
+    ``classification.real_per_class`` patches per class (scarce and imbalanced, drawn by seed)."""
+    from ubf_core.classification import labelled_from_scenes, pick_test_scenes, scene_class, split_by_scene
+
+    c = section(params, "classification")
+    seed = int(params.get("seed", 0))
+    path = resolve(params, section(params, "stores")["hsi"])
+    ds = open_store(path)
+    sources = np.array([str(s) for s in ds["source"].values])
+    mapping = c.get("scene_classes")
+    if mapping:
+        labelled = np.isin(sources, list(mapping))
+    else:
+        def follows_rule(scene: str) -> bool:
+            try:
+                scene_class(scene)
+                return True
+            except UBFInputError:
+                return False
+        labelled = np.array([follows_rule(s) for s in sources])
+    if not labelled.any():
+        raise UBFInputError(path, "no scene with a class: name them in classification.scene_classes")
+    idx = np.flatnonzero(labelled)
+    sources = sources[idx]
+    x = ds["reflectance"].isel(patch=idx).values.astype(np.float32)
+    data = labelled_from_scenes(x, sources, mapping, wavelength=ds["wavelength"].values)
+    test_scenes = c.get("test_scenes") or pick_test_scenes(sources, seed, mapping)
+    train_idx, test_idx = split_by_scene(sources, test_scenes)
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    limits = dict(c.get("real_per_class") or {})
+    unknown = sorted(set(limits) - set(data.class_names))
+    if unknown:
+        raise UBFInputError("params.yaml", f"classification.real_per_class names {unknown}; the classes are "
+                                           f"{data.class_names}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k, name in enumerate(data.class_names):
+        pool = np.flatnonzero(train.y == k)
+        n = min(int(limits.get(name, len(pool))), len(pool))
+        keep.append(np.sort(rng.choice(pool, n, replace=False)))
+    train = train.subset(np.sort(np.concatenate(keep)))
+    return train, test, sorted(map(str, test_scenes))
+
+
+def synthesis_plan(params: dict) -> dict:
+    """How many class-conditional samples of each RGB class the synthetic arm needs: every HSI class topped up to
+    ``classification.n_per_class`` (or N each, ``synthetic_mode: fixed``), split over the RGB classes mapped to it
+    in ``classification.rgb_to_hsi``. Returns {"rgb_counts", "feeds", "hsi_counts"}."""
+    from ubf_core.classification import class_balanced_counts, map_rgb_classes, rgb_sample_counts
+
+    c = section(params, "classification")
+    train, _, _ = real_sets(params)
+    rgb = open_store(resolve(params, section(params, "stores")["abundance_rgb"]))
+    rgb_classes = [str(v) for v in rgb.attrs.get("classes", [])]
+    feeds = map_rgb_classes(dict(c.get("rgb_to_hsi") or {}), rgb_classes, train.class_names)
+    hsi_counts = class_balanced_counts(train.class_counts(), int(c.get("n_per_class", 32)),
+                                       str(c.get("synthetic_mode", "top_up")))
+    return {"rgb_counts": rgb_sample_counts(hsi_counts, feeds), "feeds": feeds, "hsi_counts": hsi_counts}
+
+
+def synthesis_params(params: dict, plan: dict) -> dict:
+    """params for the synthesize task that write the classification's synthetic pool: N per RGB class from the
+    plan, into ``classification.synthetic_store``, no file export, its own report."""
+    c = section(params, "classification")
+    out = copy.deepcopy(params)
+    counts = {k: v for k, v in plan["rgb_counts"].items() if v > 0}
+    s = out["synthesis"]
+    s.update({"n": max(1, sum(counts.values())), "class_mix": counts or None, "replace": True,
+              "out": c.get("synthetic_store", "stores/synthetic_classify.zarr"), "export": {"n": 0},
+              "metrics": c.get("synthesis_report", "reports/classification_synthesis.json")})
+    return out
+
+
+@task(name="classify")
+def classify_task(params: dict, plan: dict) -> dict:
+    """Run the experiment (arms real / augment / synthetic × models × seeds) and write the table (markdown and a
+    DVC metric JSON) and an MLflow run."""
+    import mlflow
+
+    from ubf_core.classification import (ExperimentSettings, LabelledPatches, hsi_labels, results_metrics,
+                                         results_table_markdown, run_experiment)
+
+    log = get_run_logger()
+    c = section(params, "classification")
+    train, test, test_scenes = real_sets(params)
+    store = resolve(params, c.get("synthetic_store", "stores/synthetic_classify.zarr"))
+    syn = open_store(store)
+    if not np.allclose(syn["wavelength"].values, train.wavelength, atol=0.01):
+        raise UBFInputError(store, "wavelength grid differs from the HSI store's")
+    y, keep = hsi_labels([str(v) for v in syn["label"].values], plan["feeds"], train.class_names)
+    synthetic = LabelledPatches(syn["reflectance"].values[keep].astype(np.float32), y, train.class_names,
+                                np.array([f"synthetic:{v}" for v in syn["label"].values[keep]]), train.wavelength)
+    train_options = dict(c.get("train") or {})
+    train_options["device"] = pick_device(train_options.get("device", "auto"), "classification.train.device")
+    settings = ExperimentSettings.from_params({**train_options,
+                                               "n_per_class": int(c.get("n_per_class", 32)),
+                                               "synthetic_mode": str(c.get("synthetic_mode", "top_up"))})
+    log.info("classify: %d real training patches %s, %d test patches from %s, %d synthetic",
+             len(train), train.class_counts(), len(test), ", ".join(test_scenes), len(synthetic))
+    result = run_experiment(train, test, synthetic, arms=c.get("arms") or ("real", "augment", "synthetic"),
+                            models=c.get("models") or ("cnn", "spectral_resnet"),
+                            seeds=c.get("seeds") or (0, 1, 2, 3, 4), settings=settings, progress=True)
+    table = results_table_markdown(result)
+    metrics = results_metrics(result)
+    header = (f"# Downstream classification\n\nReal training patches per class: {train.class_counts()} (scenes "
+              f"{', '.join(sorted(set(map(str, train.sources))))}); test: {test.class_counts()} from the held-out "
+              f"scenes {', '.join(test_scenes)}; synthetic pool {len(synthetic)} samples from {relative(params, store)}"
+              f" (generator v{syn.attrs.get('generator_version')}, unmixing v{syn.attrs.get('unmixing_version')}).\n\n")
+    table_path = resolve(params, c.get("table", "reports/classification.md"))
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = table_path.with_name(f".{table_path.name}.tmp")
+    tmp.write_text(header + table + "\n")
+    tmp.replace(table_path)
+    configure_tracking(resolve(params, "."))
+    with mlflow.start_run(experiment_id=experiment("ubf-classify", resolve(params, "."))) as run:
+        mlflow.log_params({"test_scenes": ",".join(test_scenes), "n_per_class": settings.n_per_class,
+                           "synthetic_mode": settings.synthetic_mode, "epochs": settings.epochs,
+                           "params_hash": params_hash(c, params.get("seed"))})
+        mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if v is not None})
+        mlflow.log_artifact(str(table_path))
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            records = Path(tmp_dir) / "runs.json"
+            write_json(records, {"runs": result.records()})
+            mlflow.log_artifact(str(records))
+        run_id = run.info.run_id
+    report = {"test_scenes": test_scenes, "real_train_counts": train.class_counts(),
+              "test_counts": test.class_counts(), "n_synthetic": len(synthetic), "run_id": run_id,
+              "summary": metrics}
+    write_json(resolve(params, c.get("metrics", "reports/classification.json")), report)
+    log.info("classification table → %s", table_path)
+    return report

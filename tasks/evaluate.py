@@ -1,0 +1,159 @@
+"""Prefect task of the evaluate stage: the synthetic store and its baselines judged against held-out real HSIs."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from tasks.generator import generator_training_set, load_endmembers
+from tasks.params import relative, resolve, write_json
+from tasks.registry import configure_tracking, experiment
+from ubf_core.config import params_hash, section
+from ubf_core.data.stores import open_store
+from ubf_core.devices import pick_device
+from ubf_core.errors import UBFInputError
+
+
+def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The HSI store's patches split by scene: (train cubes (n, C, H, W), their source names, held-out cubes,
+    wavelength (C,) nm). Held out: the scenes in ``heldout_sources`` (no generator saw them)."""
+    path = resolve(params, section(params, "stores")["hsi"])
+    ds = open_store(path)
+    heldout = [str(s) for s in params.get("heldout_sources") or []]
+    sources = np.array([str(v) for v in ds["source"].values])
+    unknown = sorted(set(heldout) - set(sources))
+    if unknown:
+        raise UBFInputError("params.yaml", f"heldout_sources {unknown} are not scenes of {path} "
+                                           f"(it holds {sorted(set(sources))})")
+    out = np.isin(sources, heldout)
+    if out.all() or not out.any():
+        raise UBFInputError("params.yaml", "heldout_sources must name some, not all, scenes of the HSI store")
+    cubes = ds["reflectance"].values.astype(np.float32)
+    return cubes[~out], sources[~out], cubes[out], ds["wavelength"].values
+
+
+def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, classes: list[str] | None,
+                     want: list, endmembers: np.ndarray, options: dict, train: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
+    synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
+    from ubf_core.generators import make_generator
+    from ubf_core.synthesis import mix
+
+    seed = int(params.get("seed", 0))
+    gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
+    gen.to(pick_device(train.get("device", "auto"), f"evaluation.generators.{name}.train.device"))
+    gen.fit(maps, labels if classes else None, epochs=int(train.get("epochs", 10)),
+            batch_size=int(train.get("batch_size", 16)), lr=train.get("lr"), seed=seed)
+    sampler = {"sampler": "dpm++", "steps": 20} if name == "ddpm" else {}
+    a = gen.sample(len(want), seed=seed, labels=want if classes else None, **sampler)
+    return mix(a, endmembers), a
+
+
+@task(name="evaluate")
+def evaluate_task(params: dict) -> dict:
+    """Judge the synthetic store against held-out real patches, with baselines computed in the same run: the real
+    training patches themselves (reference), each other generator trained here, and the pixel GMM. Writes
+    ``evaluation.metrics`` (a DVC metric), figures under ``evaluation.figures``, and an MLflow run."""
+    import mlflow
+
+    from ubf_core.baselines import PixelGMM
+    from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
+    from ubf_core.evaluation.suite import Candidate, SuiteSettings, check_grid, evaluate_candidates
+    from ubf_core.features import save_feature_net, train_feature_net
+    from ubf_core.unmixing.figures import abundance_mosaic, plot_endmembers
+
+    log = get_run_logger()
+    ev, g = section(params, "evaluation"), section(params, "generator")
+    seed = int(params.get("seed", 0))
+    train_real, train_sources, heldout, wl = real_split(params)
+
+    syn_path = resolve(params, section(params, "synthesis")["out"])
+    syn = open_store(syn_path)
+    if syn.sizes.get("sample", 0) == 0:
+        raise UBFInputError(syn_path, "the synthetic store holds no samples")
+    if not bool(syn.attrs.get("complete", False)):
+        raise UBFInputError(syn_path, "the synthetic store is incomplete: rerun synthesize to finish it")
+    check_grid(str(syn_path), syn["wavelength"].values, wl)
+    syn_cubes = syn["reflectance"].values.astype(np.float32)
+    syn_maps = syn["abundance"].values.astype(np.float32)
+    want = [str(v) or None for v in syn["label"].values]
+
+    E, e_wl, _ = load_endmembers(params)
+    check_grid(str(resolve(params, section(params, "stores")["endmembers"])), e_wl, wl)
+    maps, labels, classes = generator_training_set(params)
+    registered = str(g.get("name", "ddpm"))
+    candidates = {"real_train": Candidate(train_real), registered: Candidate(syn_cubes, syn_maps)}
+    roles = {"real_train": "reference: the real training patches themselves",
+             registered: f"the synthetic store ({syn.attrs.get('generator_model')} "
+                         f"v{syn.attrs.get('generator_version')}, registered)"}
+    for name, opts in (ev.get("generators") or {}).items():
+        if name == registered:
+            continue
+        opts = dict(opts or {})
+        train = dict(opts.pop("train", {}) or {})
+        log.info("evaluate: training the %s baseline on %d maps (%d epochs)", name, len(maps),
+                 int(train.get("epochs", 10)))
+        cubes, a = baseline_samples(params, name, maps, labels, classes, want, E, opts, train)
+        candidates[name] = Candidate(cubes, a)
+        roles[name] = f"baseline: {name} trained in this stage on the same maps, same labels"
+    gm = dict(ev.get("gmm") or {})
+    gmm = PixelGMM(int(gm.get("n_components", 8)), str(gm.get("covariance", "diag")),
+                   int(gm.get("max_pixels", 50_000)), seed).fit(train_real)
+    candidates["gmm"] = Candidate(gmm.sample(len(syn_cubes), int(syn_cubes.shape[-1]), seed=seed))
+    roles["gmm"] = "baseline: pixel-wise Gaussian mixture of real training spectra (no spatial structure)"
+
+    f = dict(ev.get("features") or {})
+    scene_ids = {s: i for i, s in enumerate(sorted(set(train_sources)))}
+    net = train_feature_net(train_real, np.array([scene_ids[s] for s in train_sources]),
+                            epochs=int(f.get("epochs", 15)), batch_size=int(f.get("batch_size", 32)),
+                            lr=float(f.get("lr", 1e-3)), seed=seed, dim=int(f.get("dim", 64)),
+                            device=pick_device(f.get("device", "auto"), "evaluation.features.device"))
+    settings = SuiteSettings(block=int(ev.get("block", 4)), pr_k=int(ev.get("pr_k", 3)),
+                             kid_subsets=int(ev.get("kid_subsets", 50)),
+                             kid_subset_size=int(ev.get("kid_subset_size", 100)),
+                             max_pixels=int(ev.get("max_pixels", 200_000)), seed=seed)
+    table = evaluate_candidates(candidates, heldout, net, maps, settings)
+
+    figures = resolve(params, ev.get("figures", "reports/evaluation"))
+    figures.mkdir(parents=True, exist_ok=True)
+    sets = {"real held-out": heldout, **{n: c.cubes for n, c in candidates.items()}}
+    side_by_side(sets, wl, figures / "real_vs_synthetic.png")
+    plot_spectral_profiles({"real held-out": heldout, **{n: c.cubes for n, c in candidates.items()
+                                                          if n != "real_train"}},
+                           wl, figures / "spectral_profiles.png", seed=seed)
+    plot_metric_bars(table, ["F_p", "D_b", "frechet", "precision", "recall"], figures / "metrics.png")
+    plot_endmembers(wl, {"endmembers (unmixing model)": E}, figures / "endmembers.png")
+    abundance_mosaic(syn_maps[:6], figures / "synthetic_abundances.png")
+
+    unmixing_report = resolve(params, section(params, "unmixing").get("metrics", "reports/unmixing.json"))
+    reconstruction = json.loads(unmixing_report.read_text()).get("network", {}) if unmixing_report.exists() else {}
+    result = {"heldout_sources": [str(s) for s in params.get("heldout_sources") or []],
+              "n_heldout": int(len(heldout)), "n_real_train": int(len(train_real)),
+              "synthetic_store": relative(params, syn_path),
+              "provenance": {k: syn.attrs.get(k) for k in ("generator_model", "generator_version", "unmixing_model",
+                                                          "unmixing_version", "config_hash")},
+              "params_hash": params_hash(ev, params.get("heldout_sources"), params.get("seed")),
+              "reconstruction": {k.removeprefix("val_"): v for k, v in reconstruction.items()},
+              "roles": roles, "generation": table}
+    configure_tracking(resolve(params, "."))
+    with mlflow.start_run(experiment_id=experiment("ubf-evaluate", resolve(params, "."))) as run:
+        mlflow.log_params({"heldout_sources": ",".join(result["heldout_sources"]), "n_heldout": len(heldout),
+                           "block": settings.block, "pr_k": settings.pr_k, "seed": seed,
+                           "generator_version": syn.attrs.get("generator_version"),
+                           "unmixing_version": syn.attrs.get("unmixing_version")})
+        mlflow.log_metrics({f"{n}.{m.replace('/', '_per_')}": v for n, row in table.items()
+                            for m, v in row.items() if np.isfinite(v)})
+        mlflow.log_artifacts(str(figures), "figures")
+        with tempfile.TemporaryDirectory() as tmp:
+            save_feature_net(net, Path(tmp) / "feature_net")
+            mlflow.log_artifacts(str(Path(tmp) / "feature_net"), "feature_net")
+        result["run_id"] = run.info.run_id
+    write_json(resolve(params, ev.get("metrics", "reports/metrics.json")), result)
+    for name, row in table.items():
+        log.info("%-26s F_p %.4f  D_b %.4f  D_b/F_p %.3f  FD %.3g  P %.2f  R %.2f", name, row["F_p"], row["D_b"],
+                 row["D_b/F_p"], row["frechet"], row["precision"], row["recall"])
+    return result

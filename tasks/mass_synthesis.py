@@ -1,0 +1,424 @@
+"""Prefect tasks of the deployable ``mass_synthesis`` flow: plan a run (registry, devices, output, resume), one task
+run per block of samples (in the flow run's threads or on a Dask cluster), a progress artifact, and the finished
+store with its provenance as Prefect artifacts.
+
+The store is the one the ``synthesize`` stage writes (``ubf_core.synthesis``): the same arrays for the same settings
+whatever the block size, the number of workers or Dask, resumable block by block. Everything that can be wrong with
+a request (an MLflow server that does not answer, a model alias that points nowhere, an unknown class, an output
+URL nothing here can write) is an error naming it before the first block starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.params import resolve
+from tasks.registry import configure_tracking, download_generator
+from ubf_core.config import params_hash, section
+from ubf_core.devices import is_cuda
+from ubf_core.errors import UBFInputError
+
+GPU_TAG = "cuda"                       # task runs on a CUDA device carry it: the tag concurrency limit caps them
+TRACKING_TIMEOUT_S = 10.0             # default wait for the MLflow server's answer; env UBF_MLFLOW_TIMEOUT_S
+DASK_TIMEOUT_S = 10.0
+DEFAULT_OUT_DIR = "stores/mass_synthesis"   # out=None: <this>/<config hash>.zarr (a rerun finds and resumes it)
+GENERATOR_CACHE = "stores/.generators"      # registered generator versions, downloaded once
+REMOTE_STAGING_DIR = "stores/.mass_synthesis_staging"   # remote outputs are built here, then uploaded
+PROGRESS_KEY, PROVENANCE_KEY, OUTPUT_KEY = "mass-synthesis-progress", "mass-synthesis-provenance", \
+    "mass-synthesis-output"
+# MLflow retries a failing request 7 times with exponential back-off (minutes); a flow run should fail sooner
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
+# ------------------------------------------------------------------------------------------------ checks, names
+def check_tracking_server(uri: str | None = None, timeout_s: float | None = None) -> str:
+    """Probe an MLflow server (``<uri>/health``) and return ``uri`` (default $MLFLOW_TRACKING_URI); a server that
+    does not answer within ``timeout_s`` seconds (default $UBF_MLFLOW_TIMEOUT_S, else 10; connection, DNS and
+    reply together) is a UBFInputError naming the URL. Local stores (sqlite:, file:, a path) are not probed."""
+    import urllib.error
+    import urllib.request
+
+    uri = uri if uri is not None else os.environ.get("MLFLOW_TRACKING_URI", "")
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("UBF_MLFLOW_TIMEOUT_S", TRACKING_TIMEOUT_S))
+    if not uri.lower().startswith(("http://", "https://")):
+        return uri
+
+    def probe() -> None:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as reply:
+            if reply.status != 200:
+                raise OSError(f"HTTP {reply.status}")
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-probe")
+    try:
+        pool.submit(probe).result(timeout=timeout_s)
+    except FutureTimeout:
+        raise UBFInputError(uri, f"MLflow tracking server did not answer within {timeout_s:g} s "
+                                 f"(MLFLOW_TRACKING_URI; UBF_MLFLOW_TIMEOUT_S sets the wait)") from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise UBFInputError(uri, f"MLflow tracking server not reachable ({reason}; waited at most {timeout_s:g} s; "
+                                 f"check MLFLOW_TRACKING_URI)") from None
+    finally:
+        pool.shutdown(wait=False)
+    return uri
+
+
+def generator_model_uri(params: dict, generator: str | int | None) -> str:
+    """The registry URI of ``generator``: an alias ("champion" → ``models:/<generator.model_name>@champion``), a
+    version (3 or "3" → ``models:/<name>/3``), a full ``models:/…`` URI, or None for ``generator.model_uri``."""
+    g = section(params, "generator")
+    name = str(g.get("model_name", "ubf-generator"))
+    if generator is None:
+        return str(g.get("model_uri", f"models:/{name}@champion"))
+    if isinstance(generator, bool) or not isinstance(generator, (int, str)):
+        raise UBFInputError("generator", f"expected an alias, a version number or models:/… URI, got {generator!r}")
+    text = str(generator).strip()
+    if text.startswith("models:/"):
+        return text
+    if text.isdigit():
+        return f"models:/{name}/{int(text)}"
+    if not text or "/" in text or "@" in text:
+        raise UBFInputError("generator", f"expected an alias, a version number or models:/… URI, got {generator!r}")
+    return f"models:/{name}@{text}"
+
+
+def output_location(params: dict, out: str, config_hash: str) -> tuple[Path, str | None]:
+    """Where the store is built (a local path) and, for an fsspec URL (s3://…), where it is uploaded when complete.
+
+    A local path is relative to the params file's folder; ``file://`` is a local path. A remote URL is built under
+    ``stores/.mass_synthesis_staging/<hash of the URL>/`` (resumable there) and uploaded with fsspec; its file
+    system's package must be installed (s3fs for s3://), checked here before any work.
+    """
+    if "://" not in out or out.startswith("file://"):
+        return resolve(params, out[len("file://"):] if out.startswith("file://") else out), None
+    remote_fs(out)
+    digest = hashlib.sha256(f"{out}|{config_hash}".encode()).hexdigest()[:16]
+    name = out.rstrip("/").rsplit("/", 1)[-1] or "store.zarr"
+    return resolve(params, REMOTE_STAGING_DIR) / digest / name, out
+
+
+def remote_fs(url: str):
+    """The fsspec file system of ``url``; a clear error when its implementation is not installed."""
+    protocol = url.split("://", 1)[0].lower()
+    try:
+        import fsspec
+
+        return fsspec.filesystem(protocol)
+    except ImportError as err:
+        if protocol in ("s3", "s3a"):
+            raise UBFInputError(url, "s3:// needs s3fs installed (pip install s3fs); credentials and endpoint come "
+                                     "from the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL …)") from None
+        raise UBFInputError(url, f"{protocol}:// needs a package that is not installed ({err})") from None
+    except ValueError as err:
+        raise UBFInputError(url, f"{protocol}:// is not a file system fsspec knows ({err})") from None
+
+
+def remote_config_hash(url: str) -> str | None:
+    """``config_hash`` of the store at a remote URL (from its root zarr.json), None when there is none."""
+    fs = remote_fs(url)
+    meta = url.rstrip("/") + "/zarr.json"
+    if not fs.exists(meta):
+        return None
+    return (json.loads(fs.cat_file(meta)).get("attributes") or {}).get("config_hash")
+
+
+def publish_store(local: Path, url: str) -> None:
+    """Upload the complete store ``local`` to ``url``; its root zarr.json goes last, so a store that is not
+    whole never opens there. An older store at ``url`` is removed first."""
+    fs = remote_fs(url)
+    url = url.rstrip("/")
+    if fs.exists(url):
+        fs.rm(url, recursive=True)
+    files = sorted(p for p in Path(local).rglob("*") if p.is_file())
+    root_meta = Path(local) / "zarr.json"
+    rest = [p for p in files if p != root_meta]
+    if rest:
+        fs.put([str(p) for p in rest], [f"{url}/{p.relative_to(local).as_posix()}" for p in rest])
+    fs.put_file(str(root_meta), f"{url}/zarr.json")
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+@dataclass(frozen=True)
+class MassSynthesisPlan:
+    """What the block tasks and the final step need; built by :func:`plan_mass_synthesis`."""
+
+    job: object                        # ubf_core.synthesis.SynthesisJob
+    generator_dir: str                 # the downloaded generator (stores/.generators: Dask workers read it)
+    out: str                           # the local store (or staging folder of a remote one)
+    remote: str | None                 # fsspec URL the finished store is uploaded to
+    partial: str | None                # the partial store the blocks write into (None: nothing to do)
+    block_size: int
+    todo: tuple[int, ...]              # blocks still to compute
+    total: int                         # blocks in all
+    threads: int                       # torch threads per block
+    dask_address: str | None
+    concurrency: int                   # blocks in flight at once
+    tags: tuple[str, ...]              # tags of the block task runs
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        return self.remote or self.out
+
+
+@task(name="plan-mass-synthesis", cache_policy=NO_CACHE)
+def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dict[str, float] | None = None,
+                        generator: str | int | None = "champion", sampler: str | None = None,
+                        steps: int | None = None, out: str | None = None, block_size: int | None = None,
+                        dask_address: str | None = None, seed: int | None = None, device: str | None = None,
+                        replace: bool = False) -> MassSynthesisPlan:
+    """Check the request and prepare the store: MLflow server, generator version (alias or number) and the
+    unmixing model it was trained with, classes, device, output location, Dask scheduler; then keep a finished
+    store of the same configuration, resume a partial one, or start a new one (``replace`` overwrites a store of
+    another configuration). No block is computed here."""
+    from ubf_core.generators import load_generator
+    from ubf_core.synthesis import prepare_store
+
+    from tasks.generator import resolve_synthesis_models, synthesis_job
+
+    log = get_run_logger()
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    s = section(params, "synthesis")
+    check_tracking_server(configure_tracking(resolve(params, ".")))
+    uri = generator_model_uri(params, generator)
+    models = resolve_synthesis_models(params, uri)          # a URI that points nowhere stops here
+    n = int(s.get("n", 16)) if n_samples is None else n_samples
+    class_mix = dict(classes) if classes else None
+    block_size = int(s.get("block_size", 8)) if block_size is None else block_size
+    threads = int(s.get("torch_threads", 1))
+    if dask_address:
+        _dask_client(dask_address)                        # an unreachable scheduler stops here
+
+    gen_dir = cached_generator(params, models.generator_version_uri, models.generator_name,
+                               models.generator_version)
+    gen = load_generator(gen_dir)
+    job = synthesis_job(params, models, gen, n=n, class_mix=class_mix, seed=seed, sampler=sampler, steps=steps,
+                        device=device)
+    want = job.config_hash()
+    local, remote = output_location(params, out or f"{DEFAULT_OUT_DIR}/{want}.zarr", want)
+    settings = {**s, "n": n, "class_mix": class_mix, "sampler": dict(job.sampler or {}), "device": job.device,
+                "block_size": block_size, "torch_threads": threads}
+    provenance = {**models.provenance(), "generator_uri": uri, "config_hash": want, "n": n, "seed": int(job.seed),
+                  "classes": json.dumps(class_mix or {}), "sampler": json.dumps(dict(job.sampler or {})),
+                  "device": job.device, "torch_threads": threads, "output": remote or str(local)}
+    attrs = {**models.provenance(), "params_hash": params_hash(settings, job.seed), "generator_uri": uri}
+
+    common = dict(job=job, generator_dir=str(gen_dir), out=str(local), remote=remote, threads=threads,
+                  dask_address=dask_address or None, provenance=provenance,
+                  tags=(GPU_TAG,) if is_cuda(job.device) else ())
+    there = remote_config_hash(remote) if remote else None
+    if there not in (None, want) and not replace:
+        raise UBFInputError(remote, f"exists and was written with another configuration ({there} ≠ {want}); "
+                                    f"pass replace=true to overwrite it")
+    if remote and there == want:
+        log.info("%s already holds this configuration (%s): nothing to compute", remote, want)
+        return MassSynthesisPlan(**common, partial=None, block_size=block_size, todo=(), total=0, concurrency=1)
+    store = prepare_store(job, gen_dir, local, block_size=block_size, replace=replace, attrs=attrs)
+    if store["complete"]:
+        log.info("%s already holds this configuration (%s): nothing to compute", local, want)
+        return MassSynthesisPlan(**common, partial=None, block_size=block_size, todo=(), total=0, concurrency=1)
+    todo = tuple(store["todo"])
+    plan = MassSynthesisPlan(**common, partial=store["partial"], block_size=store["block_size"], todo=todo,
+                             total=store["total"], concurrency=_concurrency(dask_address, threads, len(todo)))
+    log.info("mass synthesis of %d samples (%s) with %s (version %d) on %s: %d of %d blocks of %d to compute, "
+             "%d at a time %s; output %s", n, ", ".join(f"{c}: {w}" for c, w in (class_mix or {}).items())
+             or "unconditional", uri, models.generator_version, job.device, len(todo), plan.total, plan.block_size,
+             plan.concurrency, f"on Dask {dask_address}" if dask_address else "in this flow run's threads",
+             plan.output)
+    return plan
+
+
+def _concurrency(dask_address: str | None, threads: int, todo: int) -> int:
+    """Blocks in flight: one per Dask worker thread, else one per ``threads`` CPU cores of this machine."""
+    if dask_address:
+        slots = sum(_dask_client(dask_address).nthreads().values())
+    else:
+        slots = (os.cpu_count() or 1) // max(1, threads)
+    return max(1, min(int(slots), todo))
+
+
+def cached_generator(params: dict, version_uri: str, name: str, version: int) -> Path:
+    """The saved-generator folder of registry version ``version_uri``, downloaded once into
+    ``stores/.generators/<name>-<version>`` (a version never changes; the stores folder is the file system the
+    Dask workers share). Downloaded under a temporary name and renamed, so concurrent runs never see half of it."""
+    import uuid
+
+    from ubf_core.generators.base import SAVED_GENERATOR_FILE
+
+    root = resolve(params, GENERATOR_CACHE)
+    final = root / f"{name}-{version}"
+    if not (final.is_dir() and any(final.rglob(SAVED_GENERATOR_FILE))):
+        tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir(parents=True)
+        try:
+            download_generator(version_uri, tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another run put it there meanwhile
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    found = sorted(final.rglob(SAVED_GENERATOR_FILE))
+    if not found:
+        raise UBFInputError(version_uri, f"no saved generator in {final} after download")
+    return found[0].parent
+
+
+# ------------------------------------------------------------------------------------------------ blocks
+_dask_lock = threading.Lock()
+_dask_clients: dict[str, object] = {}
+_dask_jobs: dict[tuple[str, str], object] = {}
+
+
+def _dask_client(address: str):
+    """One Dask client per scheduler address in this process (the block tasks' threads share it)."""
+    with _dask_lock:
+        client = _dask_clients.get(address)
+        if client is None:
+            from ubf_core.parallel import dask_client
+
+            ctx = dask_client(address, connect_timeout_s=DASK_TIMEOUT_S)
+            client = ctx.__enter__()
+            _dask_clients[address] = client
+            client._ubf_context = ctx  # closed by close_dask_clients
+        return client
+
+
+def close_dask_clients() -> None:
+    """Close the Dask clients this process opened (the scheduler releases whatever they still held)."""
+    with _dask_lock:
+        for client in _dask_clients.values():
+            try:
+                client._ubf_context.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - a scheduler already gone
+                pass
+        _dask_clients.clear()
+        _dask_jobs.clear()
+
+
+@task(name="synthesis-block", task_run_name="block-{block}", cache_policy=NO_CACHE)
+def synthesis_block(block: int, plan: MassSynthesisPlan) -> int:
+    """Generate, mix and write block ``block`` of the plan's store (``ubf_core.synthesis.run_block``), here or on
+    the plan's Dask scheduler; returns the block index once it is marked done in the store."""
+    from ubf_core.synthesis import run_block
+
+    if not plan.dask_address:
+        return run_block(plan.partial, plan.generator_dir, block, plan.block_size, plan.job, threads=plan.threads)
+    client = _dask_client(plan.dask_address)
+    key = (plan.dask_address, plan.job.config_hash())
+    with _dask_lock:
+        job = _dask_jobs.get(key)
+        if job is None:  # the job (labels, endmembers) travels to the cluster once, not with every block;
+            # replicated on every worker, so that a worker that dies does not take it with it
+            job = _dask_jobs[key] = client.scatter(plan.job, broadcast=True, hash=False)
+    return int(client.submit(run_block, plan.partial, plan.generator_dir, block, plan.block_size, job,
+                             threads=plan.threads, pure=False).result())
+
+
+@contextmanager
+def block_runner(plan: MassSynthesisPlan):
+    """A thread pool of ``plan.concurrency`` task runs for the blocks (``runner.map(synthesis_block, …)``); on
+    exit (also on failure or cancellation) queued blocks are dropped, running ones finish, Dask clients close."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    try:
+        with ThreadPoolTaskRunner(max_workers=plan.concurrency) as runner:
+            yield runner
+    finally:
+        close_dask_clients()
+
+
+def block_task(plan: MassSynthesisPlan):
+    """The block task with the plan's tags (``cuda`` on a CUDA device, for the tag concurrency limit)."""
+    return synthesis_block.with_options(tags=list(plan.tags)) if plan.tags else synthesis_block
+
+
+class BlockProgress:
+    """A Prefect progress artifact of the run (blocks done / all blocks), updated as blocks finish (at most once
+    a second, and at the end)."""
+
+    def __init__(self, plan: MassSynthesisPlan, min_interval_s: float = 1.0):
+        from prefect.artifacts import create_progress_artifact
+
+        self.plan, self.min_interval_s = plan, min_interval_s
+        self.computed: list[int] = []
+        self._skipped = plan.total - len(plan.todo)
+        self._last = 0.0
+        self.artifact_id = create_progress_artifact(
+            self._percent(), key=PROGRESS_KEY, description=self._description()) if plan.todo else None
+
+    def _percent(self) -> float:
+        return 100.0 * (self._skipped + len(self.computed)) / max(1, self.plan.total)
+
+    def _description(self) -> str:
+        return (f"{self._skipped + len(self.computed)} of {self.plan.total} blocks of {self.plan.block_size} "
+                f"samples done ({self._skipped} from an earlier run) → {self.plan.output}")
+
+    def done(self, block: int) -> None:
+        """Record a finished block; update the artifact (throttled)."""
+        from prefect.artifacts import update_progress_artifact
+
+        self.computed.append(int(block))
+        now = time.monotonic()
+        last = len(self.computed) == len(self.plan.todo)
+        if self.artifact_id is not None and (last or now - self._last >= self.min_interval_s):
+            self._last = now
+            update_progress_artifact(self.artifact_id, self._percent(), description=self._description())
+
+
+# ------------------------------------------------------------------------------------------------ the end
+@task(name="finish-mass-synthesis", cache_policy=NO_CACHE)
+def finish_mass_synthesis(plan: MassSynthesisPlan, computed: list[int]) -> dict:
+    """Mark the store complete and move it into place (upload it for a remote output), remove the downloaded
+    generator, and link the store and its provenance (models, config hash, n, seed, path) as Prefect artifacts."""
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+    from prefect.context import get_run_context
+
+    from ubf_core.synthesis import finish_store
+
+    log = get_run_logger()
+    if plan.partial:
+        finish_store(plan.partial, plan.out)
+    if plan.remote and Path(plan.out).exists():   # also a store finished by a run whose upload failed
+        publish_store(Path(plan.out), plan.remote)
+        shutil.rmtree(Path(plan.out).parent, ignore_errors=True)   # the staging folder of this URL
+    run = get_run_context()
+    flow_run_id = str(run.task_run.flow_run_id) if getattr(run, "task_run", None) else ""
+    report = {**plan.provenance, "computed_blocks": sorted(computed), "skipped_blocks": plan.total - len(computed)
+              if plan.total else "all", "block_size": plan.block_size, "flow_run_id": flow_run_id}
+    link = plan.remote or Path(plan.out).resolve().as_uri()
+    create_link_artifact(link, link_text=plan.output, key=OUTPUT_KEY,
+                         description=f"mass synthesis store ({plan.provenance['n']} samples, config "
+                                     f"{plan.provenance['config_hash']})")
+    create_table_artifact([{"field": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else str(v)}
+                           for k, v in report.items()], key=PROVENANCE_KEY,
+                          description=f"provenance of {plan.output}")
+    create_markdown_artifact(_markdown(report, link), key=f"{PROVENANCE_KEY}-summary",
+                             description="mass synthesis summary")
+    log.info("mass synthesis store %s complete: %d blocks computed in this run, %s before; generator %s/%s, "
+             "unmixing %s/%s, config %s", plan.output, len(computed), report["skipped_blocks"],
+             report["generator_model"], report["generator_version"], report["unmixing_model"],
+             report["unmixing_version"], report["config_hash"])
+    return report
+
+
+def _markdown(report: dict, link: str) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in report.items() if k != "computed_blocks")
+    return (f"# Mass synthesis\n\nStore: [{report['output']}]({link}) — open with "
+            f"`xarray.open_zarr({report['output']!r}, consolidated=False)`\n\n| field | value |\n|---|---|\n{rows}\n")

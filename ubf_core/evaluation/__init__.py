@@ -1,0 +1,1 @@
+"""Judging synthetic HSIs: the metric suite over candidate sets, and its figures."""
