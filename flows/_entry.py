@@ -20,6 +20,10 @@ def run_stage(flow_fn: Callable, description: str, argv: list[str] | None = None
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     try:
+        from tasks.servers import check_prefect_server, check_tracking_server
+
+        check_prefect_server()     # a configured server that does not answer: one line, not minutes of retries
+        check_tracking_server()
         flow_fn(params_path=args.params)
     except UBFInputError as err:
         from tasks.validate import DataValidationError

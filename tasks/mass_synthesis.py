@@ -16,8 +16,6 @@ import os
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +25,12 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.params import resolve
 from tasks.registry import configure_tracking, download_generator
+from tasks.servers import check_tracking_server
 from ubf_core.config import params_hash, section
 from ubf_core.devices import is_cuda
 from ubf_core.errors import UBFInputError
 
 GPU_TAG = "cuda"                       # task runs on a CUDA device carry it: the tag concurrency limit caps them
-TRACKING_TIMEOUT_S = 10.0             # default wait for the MLflow server's answer; env UBF_MLFLOW_TIMEOUT_S
 DASK_TIMEOUT_S = 10.0
 DEFAULT_OUT_DIR = "stores/mass_synthesis"   # out=None: <this>/<config hash>.zarr (a rerun finds and resumes it)
 GENERATOR_CACHE = "stores/.generators"      # registered generator versions, downloaded once
@@ -44,39 +42,6 @@ MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQ
 
 
 # ------------------------------------------------------------------------------------------------ checks, names
-def check_tracking_server(uri: str | None = None, timeout_s: float | None = None) -> str:
-    """Probe an MLflow server (``<uri>/health``) and return ``uri`` (default $MLFLOW_TRACKING_URI); a server that
-    does not answer within ``timeout_s`` seconds (default $UBF_MLFLOW_TIMEOUT_S, else 10; connection, DNS and
-    reply together) is a UBFInputError naming the URL. Local stores (sqlite:, file:, a path) are not probed."""
-    import urllib.error
-    import urllib.request
-
-    uri = uri if uri is not None else os.environ.get("MLFLOW_TRACKING_URI", "")
-    if timeout_s is None:
-        timeout_s = float(os.environ.get("UBF_MLFLOW_TIMEOUT_S", TRACKING_TIMEOUT_S))
-    if not uri.lower().startswith(("http://", "https://")):
-        return uri
-
-    def probe() -> None:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as reply:
-            if reply.status != 200:
-                raise OSError(f"HTTP {reply.status}")
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-probe")
-    try:
-        pool.submit(probe).result(timeout=timeout_s)
-    except FutureTimeout:
-        raise UBFInputError(uri, f"MLflow tracking server did not answer within {timeout_s:g} s "
-                                 f"(MLFLOW_TRACKING_URI; UBF_MLFLOW_TIMEOUT_S sets the wait)") from None
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise UBFInputError(uri, f"MLflow tracking server not reachable ({reason}; waited at most {timeout_s:g} s; "
-                                 f"check MLFLOW_TRACKING_URI)") from None
-    finally:
-        pool.shutdown(wait=False)
-    return uri
-
-
 def generator_model_uri(params: dict, generator: str | int | None) -> str:
     """The registry URI of ``generator``: an alias ("champion" → ``models:/<generator.model_name>@champion``), a
     version (3 or "3" → ``models:/<name>/3``), a full ``models:/…`` URI, or None for ``generator.model_uri``."""

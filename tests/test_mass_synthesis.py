@@ -225,19 +225,19 @@ def project(stack, tmp_path_factory):
 # ------------------------------------------------------------------------------------------------ stack tests
 @pytest.mark.slow
 def test_deployment_run_writes_the_store_and_links_its_provenance(stack, project):
-    """`prefect deployment run mass_synthesis/cpu --param …`: the cpu pool's worker runs it, one task run per
-    block, a complete store, a progress artifact at 100 % and the provenance artifacts."""
+    """`prefect deployment run mass_synthesis/gpu --param …`: the gpu pool's worker runs it (device auto: the CPU
+    here), one task run per block, a complete store, a progress artifact at 100 % and the provenance artifacts."""
     out = project["root"] / "deployed.zarr"
     for pool in ("cpu", "gpu"):
         dep = api(f"{stack['prefect']}/deployments/name/mass_synthesis/{pool}")
         assert dep["work_pool_name"] == pool and ("cuda" in dep["tags"]) == (pool == "gpu")
     t0 = time.monotonic()
-    run_id = deployment_run(stack, "mass_synthesis/cpu", {**BASE, "out": str(out),
+    run_id = deployment_run(stack, "mass_synthesis/gpu", {**BASE, "out": str(out),
                                                           "params_path": str(project["params"])})
     run = wait_flow_run(stack, run_id)
     print(f"deployment run: {time.monotonic() - t0:.1f} s")
     assert run["state_type"] == "COMPLETED", flow_run_logs(stack, run_id)[-3000:]
-    assert run["work_pool_name"] == "cpu"
+    assert run["work_pool_name"] == "gpu"
 
     from ubf_core.synthesis import partial_path
 
@@ -329,7 +329,7 @@ def test_an_alias_that_points_nowhere_stops_before_any_block(stack, project):
 def test_an_unreachable_mlflow_server_is_a_clear_error_within_the_timeout(stack, project, monkeypatch):
     """A server that accepts connections but never answers, and a port nobody listens on."""
     from flows.mass_synthesis import mass_synthesis
-    from tasks.mass_synthesis import check_tracking_server
+    from tasks.servers import check_tracking_server
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
