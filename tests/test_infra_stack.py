@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from loopback import api, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 UP, DOWN = REPO / "infra" / "up.py", REPO / "infra" / "down.py"
@@ -29,35 +30,9 @@ NAMES = {"prefect-server", "mlflow-server", "dask-scheduler", "dask-worker-0", "
 pytestmark = pytest.mark.slow
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def run(script: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=REPO)
-
-
-def api(url: str, body: dict | None = None, method: str | None = None):
-    """JSON over HTTP; retried on 503 (Prefect's answer to a busy SQLite database, as its own client does)."""
-    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                 method=method or ("GET" if body is None else "POST"),
-                                 headers={"content-type": "application/json"})
-    for attempt in range(10):
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as err:
-            if err.code != 503 or attempt == 9:
-                raise
-            time.sleep(0.5 * (attempt + 1))
 
 
 def alive(pid: int, create_time: float | None = None) -> bool:

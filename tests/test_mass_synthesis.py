@@ -16,8 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+from loopback import api, free_ports
 
 from ubf_core.errors import UBFInputError
 
@@ -39,32 +38,6 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def api(url: str, body: dict | None = None, method: str | None = None):
-    """JSON over HTTP; retried on 503 (Prefect's answer to a busy SQLite database)."""
-    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                 method=method or ("GET" if body is None else "POST"),
-                                 headers={"content-type": "application/json"})
-    for attempt in range(10):
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as err:
-            if err.code != 503 or attempt == 9:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-
-
 def arrays(path) -> dict:
     ds = xr.open_zarr(path, consolidated=False)
     return {name: ds[name].values for name in ("reflectance", "abundance", "label", "seed", "wavelength")}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import free_ports
 from tasks.servers import check_prefect_server, check_tracking_server
 from ubf_core.errors import UBFInputError
 
@@ -27,19 +28,13 @@ def silent_server():
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 def test_probes_name_the_url_and_keep_the_timeout(silent_server):
     t0 = time.monotonic()
     with pytest.raises(UBFInputError) as err:
         check_prefect_server(silent_server + "/api", timeout_s=1.5)
     assert time.monotonic() - t0 < 3.0
     assert str(err.value).startswith(silent_server + "/api: Prefect server did not answer within 1.5 s")
-    closed = _closed_port()
+    closed = f"http://127.0.0.1:{free_ports(1)[0]}"
     with pytest.raises(UBFInputError, match=f"{closed}: MLflow tracking server not reachable"):
         check_tracking_server(closed, timeout_s=1)
     assert check_tracking_server("sqlite:///x.db") == "sqlite:///x.db"    # local stores are not probed
