@@ -14,7 +14,9 @@ Everything lives under the state dir (default .infra/ in the repository root, gi
 Each process starts in its own session (process group); up.py waits until each service answers (Prefect
 /api/health, MLflow /health, the Dask scheduler port and its workers, each Prefect worker registered with its pool)
 within --timeout seconds, creates the work pools `cpu` and `gpu` (type process) and a tag concurrency limit `cuda`
-equal to the number of GPUs (torch.cuda.device_count(), at least 1; --gpus overrides). Deployments are not
+equal to the number of GPUs (torch.cuda.device_count(), at least 1; --gpus overrides), and the automation of
+infra/zombies.py that marks a flow run Crashed when its heartbeats stop (the workers and their flow runs send one
+every --heartbeat seconds; a run silent for --crash-after seconds is crashed). Deployments are not
 created: run `prefect --no-prompt deploy --all --prefect-file infra/prefect.yaml` with the printed environment.
 
 A port in use is an error naming the port and the service, before anything starts (exit status 2); a service that
@@ -41,6 +43,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zombies import check_timing, ensure_automation  # noqa: E402
 from down import (DEFAULT_STATE_DIR, ENV_FILE, PIDS_FILE, clear_state, read_state, recorded_process,  # noqa: E402
                   stop_processes)
 
@@ -196,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-workers", type=int, default=2, help="MLflow server worker processes (default: 2)")
     p.add_argument("--gpus", type=int, default=None,
                    help="size of the `cuda` tag concurrency limit (default: torch.cuda.device_count(), at least 1)")
+    p.add_argument("--heartbeat", type=int, default=30,
+                   help="seconds between flow-run heartbeats of the workers' runs (default: 30, Prefect's minimum)")
+    p.add_argument("--crash-after", type=float, default=90.0,
+                   help="seconds without a heartbeat before a flow run is marked crashed (default: 90)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds each service may take to answer (default: 120)")
     return p
@@ -212,6 +219,9 @@ def print_summary(state: dict, state_dir: Path, header: str) -> None:
     print(f"  Prefect UI      {urls['prefect_ui']}   (work pools {', '.join(POOLS)} with one worker each; "
           f"tag limit {GPU_TAG} = {state.get('gpus', '?')})")
     print(f"  MLflow          {urls['mlflow']}   (artifacts served from {state_dir / 'mlflow' / 'artifacts'})")
+    if "crash_after_s" in state:
+        print(f"  Crashed runs    a flow run without a heartbeat for {state['crash_after_s']:g} s is marked Crashed "
+              f"(heartbeat every {state['heartbeat_s']} s)")
     dash = f"; dashboard {urls['dask_dashboard']}" if urls.get("dask_dashboard") else ""
     print(f"  Dask scheduler  {urls['dask']}   ({state.get('dask_workers', '?')} workers{dash})")
     ready = [f"{p['name']} {p['ready_s']:g} s" for p in state.get("processes", []) if "ready_s" in p]
@@ -252,6 +262,10 @@ def up(args: argparse.Namespace) -> int:
         if value < 1:
             print(f"error: {flag} must be at least 1, not {value}", file=sys.stderr)
             return 2
+    problem = check_timing(args.heartbeat, args.crash_after)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     status = already_up(state_dir)
@@ -286,13 +300,15 @@ def up(args: argparse.Namespace) -> int:
             "mlflow": f"http://{host}:{args.mlflow_port}", "dask": f"tcp://{host}:{args.dask_port}",
             "dask_dashboard": f"http://{host}:{args.dask_dashboard_port}/status" if dashboard else None}
     meta = {"started": datetime.now(timezone.utc).isoformat(), "state_dir": str(state_dir), "host": host,
-            "ports": {k: v for k, v in ports.items()}, "urls": urls, "dask_workers": args.dask_workers}
+            "ports": {k: v for k, v in ports.items()}, "urls": urls, "dask_workers": args.dask_workers,
+            "heartbeat_s": args.heartbeat, "crash_after_s": args.crash_after}
     stack = Stack(state_dir, meta)
     base_env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(state_dir / "prefect")}
     for var in ("PREFECT_API_URL", "PREFECT_PROFILE", "MLFLOW_TRACKING_URI", "UBF_DASK_SCHEDULER"):
         base_env.pop(var, None)  # the caller's settings must not leak into the servers
     client_env = {**base_env, "PREFECT_API_URL": urls["prefect_api"], "MLFLOW_TRACKING_URI": urls["mlflow"],
-                  "UBF_DASK_SCHEDULER": urls["dask"], "UBF_HOME": str(REPO)}
+                  "UBF_DASK_SCHEDULER": urls["dask"], "UBF_HOME": str(REPO),
+                  "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(args.heartbeat)}
     try:
         prefect, mlflow, dask = _tool("prefect"), _tool("mlflow"), _tool("dask")
         stack.start("prefect-server", "prefect-server",
@@ -323,6 +339,11 @@ def up(args: argparse.Namespace) -> int:
         stack.wait("prefect-server", f"Prefect server ({urls['prefect_api']}/health)",
                    lambda: _http_ok(urls["prefect_api"] + "/health"), args.timeout)
         create_pools_and_limit(urls["prefect_api"], gpus)
+        try:
+            ensure_automation(urls["prefect_api"], args.crash_after)
+        except urllib.error.HTTPError as err:
+            raise StartError(f"creating the crashed-run automation at {urls['prefect_api']}: HTTP {err.code} "
+                             f"{err.read()[:200]!r}")
         for pool in POOLS:
             stack.start(f"prefect-worker-{pool}", "prefect-worker",
                         [prefect, "worker", "start", "--pool", pool, "--type", "process",

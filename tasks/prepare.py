@@ -37,7 +37,7 @@ def prepare_hsi(params: dict) -> dict:
             sources, grid, PatchSpec.from_params(patch_p), out, client=client,
             tolerance_nm=float(grid_p.get("coverage_tolerance_nm", 5.0)),
             max_nan_fraction=float(hsi.get("max_nan_fraction", 0.1)),
-            on_rejected=str(hsi.get("on_rejected", "skip")), attrs=attrs)
+            on_rejected=str(hsi.get("on_rejected", "skip")), attrs=attrs, base_dir=root)
     for w in caught:
         log.warning(str(w.message))
     log.info("wrote %s: %d patches from %d scenes (%d rejected)", out, summary.n_patches, len(sources),
@@ -64,6 +64,6 @@ def prepare_rgb(params: dict) -> dict:
         summary = prepare_rgb_store(
             images, folder, PatchSpec.from_params(patch_p), out, client=client, mode=str(rgb.get("mode", "resize")),
             resample=str(rgb.get("resample", "lanczos")), images_per_task=int(rgb.get("images_per_task", 64)),
-            attrs=attrs, skipped=skipped)
+            attrs=attrs, skipped=skipped, base_dir=resolve(params, "."))
     log.info("wrote %s: %d patches from %d images (%d skipped)", out, summary.n_patches, len(images), len(skipped))
     return {"store": str(out), "n_patches": summary.n_patches, "skipped": skipped}

@@ -18,7 +18,7 @@ from ubf_core.data.stores import open_store
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics import abundance_histogram_distance
 from ubf_core.spectral import load_camera_response, load_cie1931
-from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing
+from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source
 from ubf_core.unmixing.figures import abundance_mosaic, plot_abundance_histograms, plot_endmembers, rgb_pairs
 from ubf_core.unmixing.inference import check_store, encode, hsi_inputs, rgb_inputs
 from ubf_core.unmixing.inputs import three_band
@@ -41,8 +41,9 @@ def model_response(params: dict, model):
                               "render_response": model.meta["render_response"]})
 
 
-def hsi_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(reflectance (N, C, H, W), wavelengths (C,), is-validation mask (N,), validation sources) of stores.hsi."""
+def hsi_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(reflectance (N, C, H, W), wavelengths (C,), is-validation mask (N,), scene name of each patch (N,)) of
+    stores.hsi; the validation scenes are unmixing.validation_sources."""
     u = section(params, "unmixing")
     store_path = resolve(params, section(params, "stores")["hsi"])
     ds = open_store(store_path)
@@ -56,7 +57,7 @@ def hsi_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
     is_val = np.isin(sources, val_sources)
     if not is_val.any() or is_val.all():
         raise UBFInputError("params.yaml", "unmixing.validation_sources must name some but not all HSI scenes")
-    return ds["reflectance"].values, ds["wavelength"].values, is_val, val_sources
+    return ds["reflectance"].values, ds["wavelength"].values, is_val, sources
 
 
 def _rgb_sample(params: dict, n: int, seed: int) -> np.ndarray:
@@ -75,7 +76,8 @@ def train_unmixing_task(params: dict) -> dict:
     u, seed = section(params, "unmixing"), int(params.get("seed", 0))
     root = resolve(params, ".")
     settings = UnmixingSettings.from_params(u, seed)
-    y, wl, is_val, val_sources = hsi_split(params)
+    y, wl, is_val, sources = hsi_split(params)
+    val_sources = sorted(set(sources[is_val]))
     rgb = _rgb_sample(params, 512, seed)
     hsi_store = open_store(resolve(params, section(params, "stores")["hsi"]))
 
@@ -97,6 +99,9 @@ def train_unmixing_task(params: dict) -> dict:
         mlflow.log_param("rgb_to_hsi_scale", fitted.space.rgb_to_hsi_scale)
         mlflow.log_metrics(baseline)
         mlflow.log_metrics({f"best_{k_}": v for k_, v in final.items()})
+        by_source = validation_by_source(fitted, y, is_val, sources)
+        mlflow.log_metrics({f"{who}_{src}_{name}": v for src, rec in by_source.items()
+                            for who in ("network", "vca_fcls") for name, v in rec[who].items()})
         # what the input space does: abundances of RGB images vs those of the training HSIs
         a_rgb = encode(model, fitted.space.from_rgb(rgb), 64, progress=False)
         a_hsi = encode(model, fitted.x[~is_val], 64, progress=False)
@@ -123,7 +128,12 @@ def train_unmixing_task(params: dict) -> dict:
     log.info("unmixing: best epoch %d of %d, %s = %.3f (VCA+FCLS %.3f); version %d, champion %d",
              result.best_epoch, len(result.history), metric, final[metric], baseline.get(f"vca_fcls_{metric[4:]}",
              float("nan")), reg["version"], reg["champion_version"])
-    metrics = {"network": final, "vca_fcls": baseline, "best_epoch": result.best_epoch,
+    for src, rec in by_source.items():
+        log.info("validation scene %s (%d patches): network PSNR %.2f dB, SAD %.2f°; VCA+FCLS PSNR %.2f dB, "
+                 "SAD %.2f°", src, rec["patches"], rec["network"]["psnr"], rec["network"]["sad_deg"],
+                 rec["vca_fcls"]["psnr"], rec["vca_fcls"]["sad_deg"])
+    metrics = {"network": final, "vca_fcls": baseline, "validation_by_source": by_source,
+               "best_epoch": result.best_epoch,
                "epochs_run": len(result.history), "rgb_vs_hsi_abundance_hist_distance": hist_distance,
                "model_version": reg["version"], "champion_version": reg["champion_version"],
                "run_id": run.info.run_id}

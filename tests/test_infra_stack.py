@@ -123,6 +123,37 @@ def test_prefect_pools_workers_and_cuda_limit(stack):
     assert limit["concurrency_limit"] == stack["state"]["gpus"] >= 1
 
 
+def test_the_crashed_run_automation_watches_deployment_heartbeats(stack):
+    """up.py creates infra/zombies.py's automation once (a second ensure updates it) and gives the workers the
+    heartbeat interval it assumes."""
+    sys.path.insert(0, str(REPO / "infra"))
+    from zombies import NAME, ensure_automation
+
+    def ours_now():
+        return [a for a in api(f"{stack['prefect']}/automations/filter", {}) if a["name"] == NAME]
+
+    [auto] = ours_now()
+    trigger = auto["trigger"]
+    assert auto["enabled"] and trigger["posture"] == "Proactive" and trigger["within"] == 90.0
+    assert trigger["after"] == ["prefect.flow-run.heartbeat"] and "prefect.flow-run.Completed" in trigger["expect"]
+    assert trigger["match_related"] == {"prefect.resource.role": "deployment"}
+    assert auto["actions"][0]["type"] == "change-flow-run-state" and auto["actions"][0]["state"] == "CRASHED"
+    assert ensure_automation(stack["prefect"], 120.0) == auto["id"]
+    [again] = ours_now()
+    assert again["trigger"]["within"] == 120.0
+    ensure_automation(stack["prefect"], 90.0)
+    worker = next(p for p in stack["state"]["processes"] if p["name"] == "prefect-worker-cpu")
+    assert psutil.Process(worker["pid"]).environ()["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+
+
+@pytest.mark.parametrize("flags, message", [(["--heartbeat", "10"], "--heartbeat must be at least 30 s"),
+                                            (["--crash-after", "40"], "must be at least 1.5 × the heartbeat")])
+def test_heartbeat_settings_that_would_crash_live_runs_are_refused(tmp_path, flags, message):
+    res = run(UP, "--state-dir", str(tmp_path), *flags)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert not (tmp_path / "pids.json").exists()
+
+
 def test_mlflow_server_tracks_and_serves_artifacts(stack):
     from mlflow.tracking import MlflowClient
 
@@ -252,7 +283,7 @@ def test_down_when_nothing_is_up_is_a_noop(stack, tmp_path):
 
 def test_help_explains_the_flags():
     for script, flags in ((UP, ["--prefect-port", "--mlflow-port", "--dask-port", "--state-dir", "--gpus",
-                                "--timeout"]),
+                                "--timeout", "--heartbeat", "--crash-after"]),
                           (DOWN, ["--state-dir", "--timeout"])):
         res = run(script, "--help")
         assert res.returncode == 0 and all(f in res.stdout for f in flags)
@@ -278,3 +309,5 @@ def test_compose_file_describes_the_stack():
     assert "postgresql+asyncpg://" in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
     assert services["dask-worker"]["deploy"]["replicas"] == 2
     assert "prefect.yaml" in " ".join(services["prefect-init"]["command"])
+    assert "infra/zombies.py" in " ".join(services["prefect-init"]["command"])
+    assert services["prefect-worker-gpu"]["environment"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"

@@ -4,6 +4,7 @@ the module, and stopped by process id (infra/down.py). Tiny, untrained DDPM gene
 registered in that MLflow server.
 
 The stack tests run in file order; the last one kills the cpu pool's worker.
+A run of the killed worker must be marked Crashed by the automation infra/up.py creates (infra/zombies.py).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def stack(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("infra")
     prefect_port, mlflow_port, dask_port, dash_port = free_ports(4)
     args = ["--state-dir", str(state_dir), "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port),
-            "--dask-port", str(dask_port), "--dask-dashboard-port", str(dash_port), "--mlflow-workers", "1"]
+            "--dask-port", str(dask_port), "--dask-dashboard-port", str(dash_port), "--mlflow-workers", "1",
+            "--crash-after", "60"]   # the shortest safe delay for the 30 s heartbeat: the crash test waits less
     env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "2"}  # workers poll every 2 s
     for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "UBF_DASK_SCHEDULER"):
         env.pop(var, None)
@@ -330,35 +332,113 @@ def test_an_unreachable_mlflow_server_is_a_clear_error_within_the_timeout(stack,
         check_tracking_server(closed, timeout_s=2)
 
 
-@pytest.mark.slow
-def test_a_killed_worker_leaves_a_store_that_the_next_run_finishes(stack, project):
-    """SIGKILL the cpu worker (its process group and every process under it, the flow run's included) while
-    blocks run: the flow run does not complete, no half store appears; the same deployment run again (a new
-    worker) computes only the missing blocks, and the store equals a clean run's."""
-    from flows.mass_synthesis import mass_synthesis
-    from ubf_core.synthesis import partial_path, pending_blocks
+def slow_run(project: dict) -> dict:
+    """Parameters of a run that takes long enough to be stopped part-way (cancellation takes about 10 s to reach
+    the flow run's process): 12 blocks of 2-6 s each, two at a time."""
+    return {"n_samples": 24, "classes": None, "sampler": "ddpm", "steps": 500, "block_size": 2,
+            "params_path": str(project["params"])}
 
-    out = project["root"] / "killed.zarr"
-    slow = {"n_samples": 24, "classes": None, "sampler": "ddpm", "steps": 250, "block_size": 2,
-            "params_path": str(project["params"])}          # 12 blocks of 1-3 s each
-    worker = next(p for p in stack["state"]["processes"] if p["name"] == "prefect-worker-cpu")
-    worker_env = psutil.Process(worker["pid"]).environ()
-    t0 = time.monotonic()
-    run_id = deployment_run(stack, "mass_synthesis/cpu", {**slow, "out": str(out)})
-    partial = partial_path(out)
-    deadline = time.monotonic() + 180
-    done = 0
+
+def wait_for_blocks(partial: Path, at_least: int, timeout_s: float = 180) -> int:
+    """Wait until ``at_least`` blocks of the store being written at ``partial`` are done; how many are."""
+    from ubf_core.synthesis import pending_blocks
+
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if (partial / "block_done").exists():
             done = 12 - len(pending_blocks(partial))
-            if done >= 2:
-                break
+            if done >= at_least:
+                return done
         time.sleep(0.1)
+    return 0
+
+
+def flow_run_processes(run_id: str) -> list[psutil.Process]:
+    """The processes that execute flow run ``run_id`` (a worker passes the id in PREFECT__FLOW_RUN_ID)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("PREFECT__FLOW_RUN_ID") == run_id:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def clean_store(project: dict) -> Path:
+    """The slow run's store written in one go, in this process (made once for the module)."""
+    from flows.mass_synthesis import mass_synthesis
+
+    if "clean" not in project["runs"]:
+        path = project["root"] / "clean.zarr"
+        assert len(mass_synthesis(**slow_run(project), out=str(path))["computed_blocks"]) == 12
+        project["runs"]["clean"] = path
+    return project["runs"]["clean"]
+
+
+def assert_resumed(stack: dict, rerun_id: str, missing: list[int], out: Path, project: dict) -> None:
+    """The rerun computed exactly the blocks that were missing, and the store equals a clean run's."""
+    rerun = api(f"{stack['prefect']}/flow_runs/{rerun_id}")
+    assert rerun["state_type"] == "COMPLETED", flow_run_logs(stack, rerun_id)[-3000:]
+    assert sorted(int(r["name"].split("-")[1]) for r in block_task_runs(stack, rerun_id)) == missing
+    prov = provenance(artifacts(stack, rerun_id)["mass-synthesis-provenance"])
+    assert json.loads(prov["computed_blocks"]) == missing and prov["skipped_blocks"] == str(12 - len(missing))
+    assert_same(arrays(clean_store(project)), arrays(out))
+    from ubf_core.synthesis import partial_path
+
+    assert store_attrs(out)["complete"] is True and not partial_path(out).exists()
+
+
+@pytest.mark.slow
+def test_a_cancelled_run_stops_and_the_same_run_again_resumes(stack, project):
+    """`prefect flow-run cancel` while blocks run: the worker stops the flow run's process, the run ends
+    Cancelled, no block is written after that and no half store appears; the same deployment run again computes
+    only the missing blocks."""
+    from ubf_core.synthesis import partial_path, pending_blocks
+
+    out = project["root"] / "cancelled.zarr"
+    run_id = deployment_run(stack, "mass_synthesis/cpu", {**slow_run(project), "out": str(out)})
+    partial = partial_path(out)
+    done = wait_for_blocks(partial, 1)
+    assert 1 <= done < 12, f"{done} blocks done when the run was to be cancelled"
+    t0 = time.monotonic()
+    cancel = subprocess.run([PREFECT, "flow-run", "cancel", run_id], capture_output=True, text=True,
+                            env=stack["client_env"], cwd=REPO, timeout=60)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    run = wait_flow_run(stack, run_id, timeout_s=120)
+    print(f"cancelled with {done} of 12 blocks done; Cancelled {time.monotonic() - t0:.1f} s later")
+    assert run["state_type"] == "CANCELLED", run["state"]
+    deadline = time.monotonic() + 30
+    while flow_run_processes(run_id) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not flow_run_processes(run_id), "the cancelled flow run's process still runs"
+    missing = pending_blocks(partial)
+    assert 0 < len(missing) < 12 and not out.exists()
+
+    rerun_id = deployment_run(stack, "mass_synthesis/cpu", {**slow_run(project), "out": str(out)})
+    wait_flow_run(stack, rerun_id)
+    assert_resumed(stack, rerun_id, missing, out, project)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_crashes_its_run_and_the_next_run_finishes_the_store(stack, project):
+    """SIGKILL the cpu worker (its process group and every process under it, the flow run's included) while
+    blocks run: no half store appears, and once its heartbeats stop the server's automation (infra/zombies.py)
+    marks the run Crashed; the same deployment run again (a new worker) computes only the missing blocks, and
+    the store equals a clean run's."""
+    from ubf_core.synthesis import partial_path, pending_blocks
+
+    out = project["root"] / "killed.zarr"
+    worker = next(p for p in stack["state"]["processes"] if p["name"] == "prefect-worker-cpu")
+    worker_env = psutil.Process(worker["pid"]).environ()
+    run_id = deployment_run(stack, "mass_synthesis/cpu", {**slow_run(project), "out": str(out)})
+    partial = partial_path(out)
+    done = wait_for_blocks(partial, 2)
     assert 2 <= done < 12, f"{done} blocks done when the worker was to be killed"
-    print(f"killing the worker {time.monotonic() - t0:.1f} s after `deployment run`, {done} of 12 blocks done")
     leader = psutil.Process(worker["pid"])
     tree = [leader, *leader.children(recursive=True)]
     os.killpg(worker["pgid"], signal.SIGKILL)
+    t_kill = time.monotonic()
     for proc in tree:  # the flow run runs in its own session (Prefect's workspace supervisor): kill it too
         try:
             proc.kill()
@@ -366,35 +446,30 @@ def test_a_killed_worker_leaves_a_store_that_the_next_run_finishes(stack, projec
             pass
     gone, alive = psutil.wait_procs(tree, timeout=15)
     assert not alive, alive
-    time.sleep(3)
-    assert api(f"{stack['prefect']}/flow_runs/{run_id}")["state_type"] != "COMPLETED"
+    print(f"killed the worker with {done} of 12 blocks done")
     missing = pending_blocks(partial)
     assert 0 < len(missing) < 12 and not out.exists()
 
-    rerun_id = deployment_run(stack, "mass_synthesis/cpu", {**slow, "out": str(out)})
+    rerun_id = deployment_run(stack, "mass_synthesis/cpu", {**slow_run(project), "out": str(out)})
     new_worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "cpu", "--type", "process", "--run-once",
                                    "--install-policy", "never"], env=worker_env, cwd=REPO, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        rerun = wait_flow_run(stack, rerun_id)
-        print(f"rerun finished {time.monotonic() - t0:.1f} s after the first `deployment run`")
+        wait_flow_run(stack, rerun_id)
     finally:
         try:
             new_worker.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(new_worker.pid, signal.SIGKILL)
             new_worker.wait()
-    assert rerun["state_type"] == "COMPLETED", flow_run_logs(stack, rerun_id)[-3000:]
-    assert sorted(int(r["name"].split("-")[1]) for r in block_task_runs(stack, rerun_id)) == missing
-    prov = provenance(artifacts(stack, rerun_id)["mass-synthesis-provenance"])
-    assert json.loads(prov["computed_blocks"]) == missing and prov["skipped_blocks"] == str(12 - len(missing))
-    assert api(f"{stack['prefect']}/flow_runs/{run_id}")["state_type"] != "COMPLETED"
-    print(f"run-once worker gone {time.monotonic() - t0:.1f} s after the first `deployment run`")
-    clean = mass_synthesis(**slow, out=str(project["root"] / "clean.zarr"))
-    print(f"clean run done {time.monotonic() - t0:.1f} s after the first `deployment run`")
-    assert len(clean["computed_blocks"]) == 12
-    assert_same(arrays(project["root"] / "clean.zarr"), arrays(out))
-    assert store_attrs(out)["complete"] is True and not partial.exists()
+    assert_resumed(stack, rerun_id, missing, out, project)
+
+    crash_after = stack["state"]["crash_after_s"]
+    run = wait_flow_run(stack, run_id, timeout_s=max(0.0, crash_after + 40 - (time.monotonic() - t_kill)))
+    print(f"the killed run was {run['state_type']} {time.monotonic() - t_kill:.1f} s after the kill "
+          f"(heartbeat every {stack['state']['heartbeat_s']} s, crashed after {crash_after:g} s without one)")
+    assert run["state_type"] == "CRASHED", run["state"]
+    assert "no heartbeat" in run["state"]["message"]
 
 
 # ------------------------------------------------------------------------------------------------ no stack

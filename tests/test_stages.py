@@ -1,5 +1,6 @@
 """The data stages as Prefect flows (a real Prefect engine), bad inputs at the stage level, and `dvc repro`
-end to end on the embedded sample in a copy of the repository."""
+end to end on the embedded sample in a copy of the repository; the `pipeline` flow, run in a second copy, writes the
+same stores."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,12 +120,8 @@ def _copy_repo(dst: Path) -> None:
             shutil.copy2(REPO / rel, dst / rel)
 
 
-@pytest.mark.slow
-def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
-    work = tmp_path / "repo"
-    work.mkdir()
-    _copy_repo(work)
-    # the embedded sample and every stage as shipped, with fewer training epochs and samples (test time)
+def _shrink_params(work: Path) -> None:
+    """The embedded sample and every stage as shipped, with fewer training epochs and samples (test time)."""
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["unmixing"]["train"]["epochs"] = 3
     params["generator"]["train"]["epochs"] = 2
@@ -133,16 +131,42 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     params["evaluation"]["features"]["epochs"] = 2
     params["classification"].update(seeds=[0, 1], n_per_class=8, train={"epochs": 2, "batch_size": 16})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _stage_env(prefect_home: Path) -> dict:
+    """The environment of a stage command run in a copy: this venv first, its own ephemeral Prefect, no servers."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect_home"), "DVC_NO_ANALYTICS": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
+           "PREFECT_HOME": str(prefect_home), "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):  # each copy tracks into its own mlruns/
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def dvc_repro(tmp_path_factory):
+    """One `dvc repro` of the whole pipeline (shrunk params) in a copy of the repository, shared by the tests that
+    check it: (copy, env, the finished process)."""
+    tmp = tmp_path_factory.mktemp("dvc_repro")
+    work = tmp / "repo"
+    work.mkdir()
+    _copy_repo(work)
+    _shrink_params(work)
+    env = _stage_env(tmp / "prefect_home")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=work, check=True, env=env)
-    dvc = [sys.executable, "-m", "dvc"]
-    first = subprocess.run(dvc + ["repro"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    start = time.monotonic()
+    first = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, capture_output=True,
+                           text=True, timeout=900)
+    print(f"\n[dvc repro: {time.monotonic() - start:.0f} s]")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return work, env, first
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
+    work, env, first = dvc_repro
+    dvc = [sys.executable, "-m", "dvc"]
     for stage in ("prepare_hsi", "prepare_rgb", "validate"):
         assert f"Running stage '{stage}'" in first.stdout
     hsi = xr.open_zarr(work / "stores/hsi.zarr", consolidated=False)
@@ -157,7 +181,12 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     assert ab.sizes["patch"] == 240 and ab.attrs["model_version"] == 1
     np.testing.assert_allclose(ab["abundance"].sum("endmember").values, 1.0, atol=1e-5)
     assert float(ab["abundance"].min()) >= 0.0
-    assert yaml.safe_load((work / "reports/unmixing.json").read_text())["champion_version"] == 1
+    unmixing = json.loads((work / "reports/unmixing.json").read_text())
+    assert unmixing["champion_version"] == 1
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert sorted(unmixing["validation_by_source"]) == sorted(shipped["unmixing"]["validation_sources"])
+    for rec in unmixing["validation_by_source"].values():
+        assert rec["patches"] > 0 and 0 <= rec["network"]["sad_deg"] < 90 and rec["vca_fcls"]["psnr"] > 0
     for stage in ("train_generator", "synthesize"):
         assert f"Running stage '{stage}'" in first.stdout
     assert yaml.safe_load((work / "reports/generator.json").read_text())["model_version"] == 1
@@ -195,3 +224,67 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(tmp_path):
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout.lower()
+
+
+def _zarr_outs(work: Path) -> list[str]:
+    """The Zarr stores dvc.yaml declares as stage outputs (paths relative to the repository)."""
+    stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
+    return sorted(o for o in outs if o.endswith(".zarr"))
+
+
+def _numbers(tree, prefix: str = "") -> dict:
+    """Every number of a JSON tree by its path (``a/b/0/c``)."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _numbers(sub, f"{prefix}{key}/").items()}
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in _numbers(sub, f"{prefix}{i}/").items()}
+    return {prefix.rstrip("/"): tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
+
+
+# Store attributes that differ between two runs of the same code and params, and why. Nothing else may differ
+# (model versions do not: each copy has its own MLflow store, so both register version 1).
+RUN_SPECIFIC_ATTRS = {
+    "model_run_id",      # abundance and endmember stores: the MLflow run that trained the unmixing model (random id)
+    "generator_run_id",  # synthesis stores: the MLflow run that trained the generator (random id)
+}
+
+
+@pytest.mark.slow
+def test_pipeline_flow_writes_the_same_stores_as_dvc_repro(dvc_repro, tmp_path):
+    """One pipeline, two entry points: the Prefect `pipeline` flow, run in a second copy with the same params and
+    its own MLflow store, writes the stores and metrics that `dvc repro` wrote."""
+    repro, _, _ = dvc_repro
+    work = tmp_path / "repo"
+    work.mkdir()
+    _copy_repo(work)
+    _shrink_params(work)
+    assert (work / "params.yaml").read_text() == (repro / "params.yaml").read_text()
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "flows.pipeline", "--params", "params.yaml"], cwd=work,
+                         env=_stage_env(tmp_path / "prefect_home"), capture_output=True, text=True, timeout=900)
+    print(f"\n[pipeline flow: {time.monotonic() - start:.0f} s]")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    stores = _zarr_outs(repro)
+    assert {"stores/hsi.zarr", "stores/rgb.zarr", "stores/endmembers.zarr", "stores/abundance_rgb.zarr",
+            "stores/synthetic.zarr", "stores/synthetic_classify.zarr"} <= set(stores)
+    for folder in (repro, work):
+        assert sorted(str(p.relative_to(folder)) for p in (folder / "stores").glob("*.zarr")) == stores
+    for rel in stores:
+        a = xr.open_zarr(repro / rel, consolidated=False)
+        b = xr.open_zarr(work / rel, consolidated=False)
+        assert dict(a.sizes) == dict(b.sizes), rel
+        assert set(a.variables) == set(b.variables) and set(a.coords) == set(b.coords), rel
+        for name in a.variables:  # data variables and coordinates
+            va, vb = a[name].variable, b[name].variable
+            assert va.dims == vb.dims and va.dtype == vb.dtype and va.attrs == vb.attrs, f"{rel}: {name}"
+            assert np.array_equal(va.values, vb.values, equal_nan=va.dtype.kind in "fc"), f"{rel}: {name} differs"
+        assert str(work) not in json.dumps(b.attrs, default=str), f"{rel}: an absolute path of the copy in its attrs"
+        assert ({k: v for k, v in a.attrs.items() if k not in RUN_SPECIFIC_ATTRS}
+                == {k: v for k, v in b.attrs.items() if k not in RUN_SPECIFIC_ATTRS}), rel
+
+    metrics = [_numbers(json.loads((f / "reports/metrics.json").read_text())) for f in (repro, work)]
+    assert metrics[0] and metrics[0] == metrics[1]
+    summary = [json.loads((f / "reports/classification.json").read_text())["summary"] for f in (repro, work)]
+    assert summary[0] and summary[0] == summary[1]

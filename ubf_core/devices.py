@@ -2,20 +2,30 @@
 
 ``auto`` is the GPU when torch sees one (``torch.cuda.is_available()``), else the CPU. Asking for ``cuda`` on a
 machine without one is an error that says so, rather than a silent fall-back to the CPU (the results differ: GPU and
-CPU kernels round differently, and sampling on the GPU runs in mixed precision, see :func:`mixed_precision`).
+CPU kernels round differently, and on the GPU both training and sampling run in mixed precision).
 On a machine with several GPUs give each worker one with ``CUDA_VISIBLE_DEVICES`` and keep ``cuda``.
+
+Mixed precision, one code path for both kinds of device: :func:`mixed_precision` is ``torch.autocast`` in float16
+on a CUDA device and a no-op elsewhere (sampling uses it alone); training loops use :class:`AmpStep`, which adds
+the loss scaling that float16 gradients need on CUDA and is exactly a plain float32
+``zero_grad(); backward(); step()`` on the CPU, so CPU results do not change.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ubf_core.errors import UBFInputError
 
-__all__ = ["DEVICES", "AUTOCAST_DTYPE", "pick_device", "is_cuda", "mixed_precision"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEVICES", "AUTOCAST_DTYPE", "pick_device", "is_cuda", "mixed_precision", "AmpStep"]
 
 DEVICES = ("auto", "cpu", "cuda")
-AUTOCAST_DTYPE = "float16"   # torch.autocast dtype of sampling on a CUDA device (part of a synthesis store's hash)
+AUTOCAST_DTYPE = "float16"   # torch.autocast dtype on CUDA, training and sampling (part of a synthesis store's hash)
 
 
 def pick_device(name: str | None = "auto", where: str = "device") -> str:
@@ -40,15 +50,77 @@ def pick_device(name: str | None = "auto", where: str = "device") -> str:
     raise UBFInputError(where, f"device must be one of auto, cpu, cuda or cuda:N, got {name!r}")
 
 
-def is_cuda(device: str) -> bool:
-    """True for "cuda" and "cuda:N"."""
+def is_cuda(device: str | torch.device) -> bool:
+    """True for "cuda" and "cuda:N" (strings or ``torch.device``)."""
     return str(device).split(":")[0] == "cuda"
 
 
-def mixed_precision(device: str):
+def mixed_precision(device: str | torch.device):
     """``torch.autocast`` in float16 on a CUDA device, a no-op context elsewhere: one code path for both."""
     import torch
 
     if not is_cuda(device):
         return contextlib.nullcontext()
     return torch.autocast(device_type="cuda", dtype=getattr(torch, AUTOCAST_DTYPE))
+
+
+class AmpStep:
+    """Optimisation steps in mixed precision on a CUDA device and in plain float32 elsewhere, through one code path.
+
+    ``device``: "cpu", "cuda", "cuda:N" or a ``torch.device`` (where the model and its batches are). Per batch::
+
+        amp = AmpStep(device)                          # once, before the loop
+        with amp.autocast():
+            loss = loss_fn(model(x).float(), y)        # forward in float16 on CUDA; loss in float32
+        amp.step(loss, optimizer)                      # or amp.step(loss, optimizer, max_norm=1.0)
+
+    On CUDA, ``autocast`` runs convolutions and matrix products in float16 while parameters, gradients and the
+    optimiser state stay float32; ``scaler`` (a ``torch.amp.GradScaler``) multiplies the loss by a scale before
+    back-propagation so small float16 gradients do not underflow, divides the gradients by it again before clipping
+    and stepping, skips a step whose gradients hold inf or NaN, and adapts the scale (halved after such a step,
+    doubled after 2000 clean ones). Elsewhere the scaler is disabled (a pass-through) and ``autocast`` a no-op, so
+    a step is exactly ``optimizer.zero_grad(); loss.backward(); [clip_grad_norm_]; optimizer.step()``: the
+    results on the CPU are bit-identical to such a plain loop.
+
+    Losses should be computed in float32 (cast model outputs with ``.float()`` first): float16 has about three
+    significant digits and overflows above 65504, too little for ``arccos``, logarithms or long sums.
+    One AmpStep may serve several optimisers stepped in turn (a GAN's discriminator and generator): each ``step``
+    checks only its own optimiser's gradients for inf/NaN; the scale is shared.
+    """
+
+    def __init__(self, device: str | torch.device):
+        import torch
+
+        self.device = str(device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=is_cuda(self.device))
+
+    @property
+    def enabled(self) -> bool:
+        """True when steps run in mixed precision with loss scaling (a CUDA device)."""
+        return self.scaler.is_enabled()
+
+    def autocast(self):
+        """Context for the forward pass and loss: ``torch.autocast`` float16 on CUDA, a no-op elsewhere
+        (:func:`mixed_precision`)."""
+        return mixed_precision(self.device)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, max_norm: float | None = None,
+             parameters: Iterable[torch.Tensor] | None = None) -> None:
+        """One update from a 0-d ``loss``: zero ``optimizer``'s gradients, back-propagate the (scaled) loss, and
+        step ``optimizer``, then update the scale.
+
+        max_norm: when given, the gradients of ``parameters`` (default: every parameter ``optimizer`` updates) are
+            clipped to this total L2 norm (``torch.nn.utils.clip_grad_norm_``) after unscaling, i.e. in the
+            loss's own units, as without mixed precision.
+        """
+        import torch
+
+        optimizer.zero_grad()
+        self.scaler.scale(loss).backward()
+        if max_norm is not None:
+            if parameters is None:
+                parameters = [p for group in optimizer.param_groups for p in group["params"]]
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        self.scaler.step(optimizer)
+        self.scaler.update()

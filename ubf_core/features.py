@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ubf_core.devices import AmpStep
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch
 
@@ -93,7 +94,8 @@ def train_feature_net(patches, labels, epochs: int = 20, batch_size: int = 32, l
     distinct values (n_classes = max label + 1). Loss: cross-entropy, Adam with learning rate ``lr``, mini-batches
     of ``batch_size`` shuffled by a ``torch.Generator`` seeded with ``seed``; weights are initialised after
     ``torch.manual_seed(seed)`` inside a forked RNG (the caller's global RNG state is left as it was), with
-    deterministic kernels requested: the same inputs and seed give the same network on the CPU.
+    deterministic kernels requested: the same inputs and seed give the same network on the CPU. On a CUDA
+    ``device`` training runs in mixed precision (:class:`ubf_core.devices.AmpStep`); :func:`embed` stays float32.
     ``progress(epoch, {"loss", "accuracy"})`` is called after each epoch (mean training loss and accuracy).
     """
     x = _patches(patches, _WHERE)
@@ -114,6 +116,7 @@ def train_feature_net(patches, labels, epochs: int = 20, batch_size: int = 32, l
     net.band_std.copy_(xt.std(dim=(0, 2, 3)).clamp_min(1e-6))
     net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))
+    amp = AmpStep(device)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(int(seed))
     with deterministic_torch():
@@ -122,11 +125,10 @@ def train_feature_net(patches, labels, epochs: int = 20, batch_size: int = 32, l
             total, correct = 0.0, 0
             for idx in torch.randperm(len(xt), generator=gen).split(int(batch_size)):
                 xb, yb = xt[idx].to(device), yt[idx].to(device)
-                logits = net(xb)
-                loss = loss_fn(logits, yb)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                with amp.autocast():
+                    logits = net(xb).float()
+                    loss = loss_fn(logits, yb)
+                amp.step(loss, opt)
                 total += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(dim=1) == yb).sum())
             if progress is not None:

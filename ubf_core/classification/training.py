@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ubf_core.classification.augment import AugmentOptions, classic_augment
+from ubf_core.devices import AmpStep
 from ubf_core.generators.seeding import deterministic_torch
 
 __all__ = ["BALANCE_MODES", "TrainResult", "class_weights", "evaluate", "predict", "train_classifier"]
@@ -86,7 +87,8 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np
     augmentation of every training batch (:func:`classic_augment`). balance: ``"loss"`` (default, class-weighted
     loss), ``"sampler"`` or ``"none"`` (module docstring). device: torch device of the training. progress: None/False
     silent, True a progress bar over epochs, or a callable ``progress(epoch, record)`` called after each epoch with
-    the history record. The model is left in eval mode on ``device``.
+    the history record. The model is left in eval mode on ``device``. On a CUDA device the forward pass runs in
+    mixed precision (float16 activations, float32 weights and loss; :class:`ubf_core.devices.AmpStep`).
     """
     if balance not in BALANCE_MODES:
         raise ValueError(f"balance must be one of {', '.join(BALANCE_MODES)}, got {balance!r}")
@@ -109,6 +111,7 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np
     tx, tyt = tx.to(dev), torch.as_tensor(ty, device=dev)
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    amp = AmpStep(dev)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     result = TrainResult()
     n = len(tx)
@@ -131,11 +134,10 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np
                 xb, yb = tx[idx], tyt[idx]
                 if aug is not None:
                     xb = classic_augment(xb, gen, aug)
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb, weight=loss_weight)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                with amp.autocast():
+                    logits = model(xb).float()
+                    loss = F.cross_entropy(logits, yb, weight=loss_weight)
+                amp.step(loss, opt)
                 total += float(loss.detach()) * len(idx)
                 correct += int((logits.detach().argmax(1) == yb).sum())
                 seen += len(idx)

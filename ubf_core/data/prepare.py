@@ -14,7 +14,9 @@ RGB store
     ``rgb`` (patch, channel, y, x) float32 in [0, 1], display-encoded (sRGB, as stored in the images);
     coordinates ``channel`` (R, G, B), ``label`` (class = sub-folder name), ``label_id`` (index into the sorted
     class list, attrs ``classes``), ``source`` (file path relative to the RGB folder), ``origin_y``/``origin_x``.
-Both carry provenance attrs: ``params_hash``, ``source_checksums`` and what was dropped or rejected.
+Both carry provenance attrs: ``params_hash``, ``source_checksums`` and what was dropped or rejected. File and folder
+paths in them are relative to ``base_dir`` (the params file's folder, in the stages) when inside it, so two copies of
+a project write the same attrs.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ class PrepareSummary:
         return json.dumps(self.__dict__, indent=2, default=str)
 
 
+def _path_label(path: str | Path, base_dir: str | Path | None) -> str:
+    """``path`` relative to ``base_dir`` when it lies inside it (and base_dir is given), else as given."""
+    if base_dir is not None:
+        try:
+            return Path(path).resolve().relative_to(Path(base_dir).resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
 def hsi_scene_patches(aligned: xr.DataArray, spec: PatchSpec, source_id: str) -> tuple[xr.Dataset, int]:
     """Cut an aligned cube (wavelength, y, x) into a patch Dataset; patches with too many NaN pixels are dropped.
 
@@ -82,11 +94,11 @@ def _write_part(ds: xr.Dataset, part: Path) -> None:
 
 
 def _hsi_part(source: HSISource, grid: SpectralGrid, spec: PatchSpec, tolerance_nm: float,
-              max_nan_fraction: float, part: Path) -> dict:
+              max_nan_fraction: float, part: Path, base_dir: str | Path | None = None) -> dict:
     """One scene → one part store. Runs on a Dask worker. Returns the scene's figures (or its rejection)."""
     cube = read_hsi(source)
-    info = {"source": source.name, "path": str(source.path), "shape": [int(n) for n in cube.shape],
-            "sha256": file_checksum(source.path)}
+    info = {"source": source.name, "path": _path_label(source.path, base_dir),
+            "shape": [int(n) for n in cube.shape], "sha256": file_checksum(source.path)}
     try:
         aligned = resample_to_grid(cube, grid, tolerance_nm=tolerance_nm, max_nan_fraction=max_nan_fraction,
                                    name=source.name)
@@ -120,11 +132,13 @@ def _run_parts(client, fn: Callable, items: Sequence, parts: list[Path], desc: s
 
 def prepare_hsi_store(sources: Sequence[HSISource], grid: SpectralGrid, spec: PatchSpec, out: str | Path, *,
                       client, tolerance_nm: float = 5.0, max_nan_fraction: float = 0.1,
-                      on_rejected: str = "skip", attrs: dict | None = None) -> PrepareSummary:
+                      on_rejected: str = "skip", attrs: dict | None = None,
+                      base_dir: str | Path | None = None) -> PrepareSummary:
     """Read, align and patch every scene (one Dask task per scene) and write the HSI store at ``out``.
 
     A bad scene raises UBFInputError (naming it) and nothing is written. A scene whose NaN share exceeds
     ``max_nan_fraction`` is skipped with a warning (``on_rejected="skip"``) or stops the run (``"error"``).
+    Scene paths in the attrs are relative to ``base_dir`` when inside it, else absolute.
     """
     if not sources:
         raise UBFInputError("params.yaml", "hsi.datasets is empty: no HSI scene to prepare")
@@ -132,7 +146,7 @@ def prepare_hsi_store(sources: Sequence[HSISource], grid: SpectralGrid, spec: Pa
     with staging_dir(out) as tmp:
         parts = [tmp / f"part-{i:05d}.zarr" for i in range(len(sources))]
         results = _run_parts(client, _hsi_part, sources, parts, "prepare_hsi: scenes", grid=grid, spec=spec,
-                             tolerance_nm=tolerance_nm, max_nan_fraction=max_nan_fraction)
+                             tolerance_nm=tolerance_nm, max_nan_fraction=max_nan_fraction, base_dir=base_dir)
         rejected = {r["source"]: r["rejected"] for r in results if "rejected" in r}
         for name, why in rejected.items():
             if on_rejected == "error":
@@ -184,8 +198,10 @@ def _rgb_part(images: Sequence[RGBImage], classes: list[str], root: Path, spec: 
 
 def prepare_rgb_store(images: Sequence[RGBImage], root: str | Path, spec: PatchSpec, out: str | Path, *, client,
                       mode: str = "resize", resample: str = "lanczos", images_per_task: int = 64,
-                      attrs: dict | None = None, skipped: dict[str, str] | None = None) -> PrepareSummary:
-    """Cut every RGB image into patches (batches of ``images_per_task`` per Dask task) and write the RGB store."""
+                      attrs: dict | None = None, skipped: dict[str, str] | None = None,
+                      base_dir: str | Path | None = None) -> PrepareSummary:
+    """Cut every RGB image into patches (batches of ``images_per_task`` per Dask task) and write the RGB store.
+    The folder's path in the attrs (``source_checksums``) is relative to ``base_dir`` when inside it."""
     root = Path(root)
     if not images:
         raise UBFInputError(root, "no RGB images found")
@@ -201,7 +217,8 @@ def prepare_rgb_store(images: Sequence[RGBImage], root: str | Path, spec: PatchS
             counts[img.label] = counts.get(img.label, 0) + 1
         attrs = {**(attrs or {}), "kind": "rgb_patches", "encoding": "sRGB display values / 255",
                  "classes": classes, "images_per_class": counts, "patch_size": spec.size, "mode": mode,
-                 "source_checksums": {str(root): file_checksum(root)}, "skipped_images": skipped or {}}
+                 "source_checksums": {_path_label(root, base_dir): file_checksum(root)},
+                 "skipped_images": skipped or {}}
         ds = write_store_from_parts(parts, out, attrs, client)
     return PrepareSummary(str(out), int(ds.sizes["patch"]), [{"n_images": len(images), "classes": counts}],
                           skipped=skipped or {})

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ubf_core.devices import AmpStep
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch, sample_generators
 
@@ -98,7 +99,11 @@ class AbundanceGenerator(abc.ABC):
     def _train_step(self, abundances: torch.Tensor, labels: torch.Tensor | None,
                     gen: torch.Generator) -> dict[str, float]:
         """One optimisation step on a batch (B, k, H, W) with class indices (B,) (the "no class" index where
-        dropped) or None; returns the batch's losses by name (always one called "loss")."""
+        dropped) or None; returns the batch's losses by name (always one called "loss").
+
+        The forward pass and losses run under ``self._amp.autocast()`` (mixed precision on CUDA), the losses in
+        float32 (network outputs cast with ``.float()``), and each optimiser steps through ``self._amp.step``
+        (:class:`ubf_core.devices.AmpStep`, made by ``fit`` for ``self.device``)."""
 
     @abc.abstractmethod
     def _sample(self, n: int, size: tuple[int, int], labels: torch.Tensor | None,
@@ -138,6 +143,8 @@ class AbundanceGenerator(abc.ABC):
             shuffling and every random draw of training.
         on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (e.g. to log to MLflow).
         Each history record is ``{"epoch": e, "loss": …, …}``, losses averaged over the epoch's maps.
+        On a CUDA device the networks train in mixed precision (float16 forward passes, float32 weights and
+        losses, scaled gradients); on the CPU in float32.
         """
         where = f"{self.name} generator.fit"
         x = self._check_abundances(abundances, where)
@@ -156,6 +163,7 @@ class AbundanceGenerator(abc.ABC):
         history: list[dict] = []
         n_batches = math.ceil(len(x) / batch_size)
         with deterministic_torch():
+            self._amp = AmpStep(self.device)
             self._make_optimizers(lr)
             for net in self.networks().values():
                 net.train()

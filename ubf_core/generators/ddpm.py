@@ -148,11 +148,9 @@ class DDPMGenerator(AbundanceGenerator):
         noise = torch.randn(x0.shape, generator=gen).to(self.device)
         t = torch.randint(0, self.config["num_train_timesteps"], (len(x0),), generator=gen).to(self.device)
         noisy = self._train_scheduler.add_noise(x0, noise, t)
-        loss = F.mse_loss(self.unet(noisy, t, class_labels=labels).sample, noise)
-        self._optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
-        self._optimizer.step()
+        with self._amp.autocast():
+            loss = F.mse_loss(self.unet(noisy, t, class_labels=labels).sample.float(), noise)
+        self._amp.step(loss, self._optimizer, max_norm=1.0, parameters=self.unet.parameters())
         return {"loss": float(loss.detach())}
 
     # ------------------------------------------------------------------------------------------------ sampling

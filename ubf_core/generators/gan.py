@@ -78,16 +78,14 @@ class GANGenerator(LatentConvGenerator):
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:
         b = len(abundances)
         z = torch.randn(b, self.config["latent_dim"], generator=gen).to(self.device)
-        fake = self.generator(z, labels)
-        loss_d = (torch.relu(1 - self.discriminator(abundances, labels)).mean()
-                  + torch.relu(1 + self.discriminator(fake.detach(), labels)).mean())
-        self._opt_d.zero_grad()
-        loss_d.backward()
-        self._opt_d.step()
-        loss_g = -self.discriminator(fake, labels).mean()
-        self._opt_g.zero_grad()
-        loss_g.backward()
-        self._opt_g.step()
+        with self._amp.autocast():
+            fake = self.generator(z, labels)
+            loss_d = (torch.relu(1 - self.discriminator(abundances, labels).float()).mean()
+                      + torch.relu(1 + self.discriminator(fake.detach(), labels).float()).mean())
+        self._amp.step(loss_d, self._opt_d)
+        with self._amp.autocast():
+            loss_g = -self.discriminator(fake, labels).float().mean()
+        self._amp.step(loss_g, self._opt_g)
         return {"loss": float(loss_g.detach()), "loss_d": float(loss_d.detach())}
 
     def _sample(self, n, size, labels, generators, progress, temperature: float = 1.0) -> torch.Tensor:

@@ -71,17 +71,15 @@ class VAEGenerator(LatentConvGenerator):
         self._optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:
-        mu, logvar = self.net.encode(abundances, labels)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen).to(self.device)
-        log_probs = torch.log_softmax(self.net.decode(z, labels), dim=1)
-        pixels = abundances.shape[2] * abundances.shape[3]
-        recon = -(abundances * log_probs).sum(dim=(1, 2, 3)).mean() / pixels
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean() / pixels
-        loss = recon + float(self.config["beta"]) * kl
-        self._optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-        self._optimizer.step()
+        with self._amp.autocast():
+            mu, logvar = (v.float() for v in self.net.encode(abundances, labels))   # float32: exp(logvar) ≤ e^20
+            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen).to(self.device)
+            log_probs = torch.log_softmax(self.net.decode(z, labels).float(), dim=1)
+            pixels = abundances.shape[2] * abundances.shape[3]
+            recon = -(abundances * log_probs).sum(dim=(1, 2, 3)).mean() / pixels
+            kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean() / pixels
+            loss = recon + float(self.config["beta"]) * kl
+        self._amp.step(loss, self._optimizer, max_norm=1.0, parameters=self.net.parameters())
         return {"loss": float(loss.detach()), "recon": float(recon.detach()), "kl": float(kl.detach())}
 
     def _sample(self, n, size, labels, generators, progress, temperature: float = 1.0) -> torch.Tensor:

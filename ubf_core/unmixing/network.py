@@ -213,11 +213,18 @@ class LinearMixingDecoder(nn.Module):
         return F.softplus(self.raw_endmembers) if self.nonnegative else self.raw_endmembers
 
     def forward(self, abundances: torch.Tensor) -> torch.Tensor:
-        """(N, k, H, W) → Ê·Â + b, (N, C, H, W)."""
+        """(N, k, H, W) → Ê·Â + b, (N, C, H, W).
+
+        Computed in the wider of the abundances' and the endmembers' dtypes, with mixed precision
+        (``torch.autocast``) switched off: under autocast the float32 endmembers still mix in float32.
+        """
         A = _check_image(abundances, "LinearMixingDecoder input", self.k, "abundances")
-        weight = self.endmembers().to(A.dtype)[:, :, None, None]  # (C, k, 1, 1): a 1×1 convolution k → C
-        bias = None if self.bias is None else self.bias.to(A.dtype)
-        return F.conv2d(A, weight, bias)
+        with torch.autocast(A.device.type, enabled=False):
+            E = self.endmembers()
+            dtype = torch.promote_types(A.dtype, E.dtype)
+            weight = E.to(dtype)[:, :, None, None]  # (C, k, 1, 1): a 1×1 convolution k → C
+            bias = None if self.bias is None else self.bias.to(dtype)
+            return F.conv2d(A.to(dtype), weight, bias)
 
     def extra_repr(self) -> str:
         return (f"k={self.k}, n_bands={self.n_bands}, nonnegative={self.nonnegative}, "

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ubf_core.devices import AmpStep
 from ubf_core.metrics import reconstruction_report
 from ubf_core.unmixing.losses import UnmixingLoss
 
@@ -72,6 +73,10 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
                    on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Fit ``model`` (3-band input (N, 3, H, W) → reconstruction (N, C, H, W)) with Adam.
 
+    On a CUDA ``cfg.device`` the forward pass runs in mixed precision (:class:`ubf_core.devices.AmpStep`); the loss
+    is computed in float32 from the float32 reconstruction, with the endmembers Ê as the float32 parameters hold
+    them. On the CPU everything is float32. The validation pass runs in float32 on every device.
+
     After each epoch the validation set is scored; the state with the lowest validation loss is kept and
     restored at the end; training stops after ``cfg.patience`` epochs without improvement.
     """
@@ -82,6 +87,7 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
     tx, ty = torch.as_tensor(train_x, device=device), torch.as_tensor(train_y, device=device)
     vx, vy = torch.as_tensor(val_x, device=device), torch.as_tensor(val_y, device=device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = AmpStep(device)
     best, best_epoch, since, history = math.inf, 0, 0, []
     best_state = copy.deepcopy(model.state_dict())
     n_batches = math.ceil(len(tx) / cfg.batch_size)
@@ -93,11 +99,10 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
                    leave=False)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
-            _, y_hat = model(tx[idx])
-            loss, parts = loss_fn(y_hat, ty[idx], model.endmembers())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            with amp.autocast():
+                _, y_hat = model(tx[idx])
+                loss, parts = loss_fn(y_hat.float(), ty[idx], model.endmembers())
+            amp.step(loss, opt)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
