@@ -52,30 +52,42 @@ def log_torch_model(model, name: str = "model"):
 
 
 def register(model_uri: str, name: str, metric: str, value: float, higher_is_better: bool,
-             tags: dict[str, Any] | None = None) -> dict:
+             tags: dict[str, Any] | None = None, measured_on: dict[str, Any] | None = None) -> dict:
     """Register ``model_uri`` as a new version of ``name``; move the ``champion`` alias to it only when its
     ``metric`` beats the current champion's (the first version becomes champion).
 
-    Returns {"version", "champion_version", "promoted", "previous_champion", "previous_value"}.
+    ``measured_on``: tags saying what ``metric`` was measured on (e.g. the validation scenes). They are set on the
+    version like ``tags``; a champion whose tags differ was scored on other data, so its figure does not compare
+    and the new version takes the alias.
+
+    Returns {"version", "champion_version", "promoted", "previous_champion", "previous_value", "reason"}.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
     mv = mlflow.register_model(model_uri, name)
-    for key, val in {f"metric.{metric}": value, **(tags or {})}.items():
+    measured_on = {k: str(v) for k, v in (measured_on or {}).items()}
+    for key, val in {f"metric.{metric}": value, **(tags or {}), **measured_on}.items():
         client.set_model_version_tag(name, mv.version, key, str(val))
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         current = None
     previous = float(current.tags[f"metric.{metric}"]) if current and f"metric.{metric}" in current.tags else None
-    better = previous is None or (value > previous if higher_is_better else value < previous)
+    other_data = current is not None and any(current.tags.get(k) != v for k, v in measured_on.items())
+    if previous is None:
+        better, reason = True, "first version"
+    elif other_data:
+        better, reason = True, f"the champion's {metric} was measured on other data ({', '.join(measured_on)})"
+    else:
+        better = value > previous if higher_is_better else value < previous
+        reason = f"{metric} {value:.4g} vs champion {previous:.4g}"
     if better:
         client.set_registered_model_alias(name, CHAMPION, mv.version)
     return {"version": int(mv.version), "champion_version": int(mv.version if better else current.version),
             "promoted": better, "previous_champion": int(current.version) if current else None,
-            "previous_value": previous}
+            "previous_value": previous, "reason": reason}
 
 
 def resolve_model_version(uri: str):

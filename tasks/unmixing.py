@@ -123,11 +123,12 @@ def train_unmixing_task(params: dict) -> dict:
         metric = str(u.get("champion_metric", "val_psnr"))
         reg = register(info.model_uri, str(u.get("model_name", "ubf-unmixing")), metric, float(final[metric]),
                        bool(u.get("champion_higher_is_better", True)),
-                       tags={"run_id": run.info.run_id, "params_hash": params_hash(u, params.get("seed"))})
+                       tags={"run_id": run.info.run_id, "params_hash": params_hash(u, params.get("seed"))},
+                       measured_on={"validation_sources": ",".join(val_sources)})
     result = fitted.result
-    log.info("unmixing: best epoch %d of %d, %s = %.3f (VCA+FCLS %.3f); version %d, champion %d",
+    log.info("unmixing: best epoch %d of %d, %s = %.3f (VCA+FCLS %.3f); version %d, champion %d (%s)",
              result.best_epoch, len(result.history), metric, final[metric], baseline.get(f"vca_fcls_{metric[4:]}",
-             float("nan")), reg["version"], reg["champion_version"])
+             float("nan")), reg["version"], reg["champion_version"], reg["reason"])
     for src, rec in by_source.items():
         log.info("validation scene %s (%d patches): network PSNR %.2f dB, SAD %.2f°; VCA+FCLS PSNR %.2f dB, "
                  "SAD %.2f°", src, rec["patches"], rec["network"]["psnr"], rec["network"]["sad_deg"],

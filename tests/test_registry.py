@@ -21,7 +21,7 @@ def store(tmp_path, monkeypatch):
     return exp_id
 
 
-def _log(exp_id, value):
+def _log(exp_id, value, measured_on=None):
     import mlflow
 
     from tasks.registry import log_torch_model, register
@@ -31,7 +31,7 @@ def _log(exp_id, value):
     with mlflow.start_run(experiment_id=exp_id):
         info = log_torch_model(net)
     return net, register(info.model_uri, "ubf-test-model", "val_psnr", value, higher_is_better=True,
-                         tags={"params_hash": "abc"})
+                         tags={"params_hash": "abc"}, measured_on=measured_on)
 
 
 def test_champion_moves_only_to_a_better_version_and_loads_by_alias(store):
@@ -50,6 +50,18 @@ def test_champion_moves_only_to_a_better_version_and_loads_by_alias(store):
     x = torch.rand(2, 3, 17, 9)  # another size than the input example
     torch.testing.assert_close(loaded(x), net3(x))
     assert mlflow.MlflowClient().get_model_version("ubf-test-model", "3").tags["params_hash"] == "abc"
+
+
+def test_a_champion_scored_on_other_data_gives_way(store):
+    """The metric compares only between versions measured on the same data: a worse figure on the same
+    validation scenes keeps the champion, any figure on other scenes takes the alias."""
+    _, r1 = _log(store, 30.0, {"validation_sources": "samson"})
+    _, r2 = _log(store, 29.0, {"validation_sources": "samson"})
+    assert r1["promoted"] and not r2["promoted"] and r2["champion_version"] == 1
+    _, r3 = _log(store, 25.0, {"validation_sources": "samson,abu-urban-3"})
+    assert r3["promoted"] and r3["champion_version"] == 3 and "other data (validation_sources)" in r3["reason"]
+    _, r4 = _log(store, 24.0, {"validation_sources": "samson,abu-urban-3"})
+    assert not r4["promoted"] and r4["champion_version"] == 3
 
 
 @pytest.mark.parametrize("uri", ["models:/ubf-test-model@nope", "models:/no-such-model@champion",
