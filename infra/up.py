@@ -43,6 +43,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rest import json_request  # noqa: E402
 from zombies import check_timing, ensure_automation  # noqa: E402
 from down import (DEFAULT_STATE_DIR, ENV_FILE, PIDS_FILE, clear_state, read_state, recorded_process,  # noqa: E402
                   stop_processes)
@@ -94,19 +95,6 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _json_request(url: str, method: str = "GET", body: dict | None = None) -> object:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    for attempt in range(10):  # 503: Prefect's "retry" for a busy SQLite database
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as err:
-            if err.code != 503 or attempt == 9:
-                raise
-            time.sleep(0.5 * (attempt + 1))
 
 
 def gpu_count() -> int:
@@ -382,17 +370,17 @@ def create_pools_and_limit(api: str, gpus: int) -> None:
     template = ProcessWorker.get_default_base_job_template()
     for pool in POOLS:
         try:
-            _json_request(f"{api}/work_pools/", "POST", {"name": pool, "type": "process",
+            json_request(f"{api}/work_pools/", "POST", {"name": pool, "type": "process",
                                                          "base_job_template": template})
         except urllib.error.HTTPError as err:
             if err.code != 409:  # 409: it exists from an earlier `up` with this state dir
                 raise StartError(f"creating work pool {pool} at {api}: HTTP {err.code} {err.read()[:200]!r}")
-    _json_request(f"{api}/concurrency_limits/", "POST", {"tag": GPU_TAG, "concurrency_limit": gpus})
+    json_request(f"{api}/concurrency_limits/", "POST", {"tag": GPU_TAG, "concurrency_limit": gpus})
 
 
 def _pool_has_worker(api: str, pool: str) -> bool:
     try:
-        workers = _json_request(f"{api}/work_pools/{pool}/workers/filter", "POST", {})
+        workers = json_request(f"{api}/work_pools/{pool}/workers/filter", "POST", {})
     except (urllib.error.URLError, OSError):
         return False
     return any(w.get("status") == "ONLINE" for w in workers or [])

@@ -17,11 +17,11 @@ Running it again updates the automation in place (matched by name).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import urllib.error
-import urllib.request
 from datetime import timedelta
+
+from rest import json_request
 
 NAME = "ubf: crash flow runs without heartbeats"
 TERMINAL_EVENTS = ("prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
@@ -59,25 +59,17 @@ def automation_body(crash_after_s: float) -> dict:
     return automation.model_dump(mode="json")
 
 
-def _request(url: str, method: str, body: dict | None = None) -> object:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        raw = r.read()
-    return json.loads(raw) if raw else None
-
-
 def ensure_automation(api: str, crash_after_s: float) -> str:
     """Create the automation on the Prefect server at ``api`` (…/api), or update the one of the same name;
     its id."""
     body = automation_body(crash_after_s)
-    found = _request(f"{api}/automations/filter", "POST", {}) or []
+    found = json_request(f"{api}/automations/filter", "POST", {}) or []
     same = [a for a in found if a.get("name") == NAME]
     if same:
         update = {k: v for k, v in body.items() if k != "owner_resource"}   # not part of an update
-        _request(f"{api}/automations/{same[0]['id']}", "PUT", update)
+        json_request(f"{api}/automations/{same[0]['id']}", "PUT", update)
         return same[0]["id"]
-    return _request(f"{api}/automations/", "POST", body)["id"]
+    return json_request(f"{api}/automations/", "POST", body)["id"]
 
 
 def check_timing(heartbeat_s: int, crash_after_s: float) -> str | None:

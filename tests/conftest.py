@@ -28,3 +28,15 @@ def prefect_engine(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """torch on one thread for the test (tiny networks run faster so, and do not fight other processes for the
+    cores); the previous thread count afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import time
-import urllib.error
-import urllib.request
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+from rest import json_request  # noqa: E402
 
 
 def free_ports(n: int) -> list[int]:
@@ -22,15 +23,5 @@ def free_ports(n: int) -> list[int]:
 
 
 def api(url: str, body: dict | None = None, method: str | None = None):
-    """JSON over HTTP; retried on 503 (Prefect's answer to a busy SQLite database, as its own client does)."""
-    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                 method=method or ("GET" if body is None else "POST"),
-                                 headers={"content-type": "application/json"})
-    for attempt in range(10):
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as err:
-            if err.code != 503 or attempt == 9:
-                raise
-            time.sleep(0.5 * (attempt + 1))
+    """JSON over HTTP (infra/rest.py: 503 retried); GET without a body, POST with one, unless ``method`` says."""
+    return json_request(url, method or ("GET" if body is None else "POST"), body)
