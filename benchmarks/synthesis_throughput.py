@@ -1,7 +1,7 @@
 """Synthesis throughput: samples per second through sampling, mixing and writing the Zarr store, with 1 and 2 Dask
 workers, using the registered generator and unmixing model of this project (run `make repro` first).
 
-Usage: python benchmarks/synthesis_throughput.py [--n 32] [--block-size 4] [--steps 20] [--sampler dpm++]
+Usage: python benchmarks/synthesis_throughput.py [--n 32] [--block-size 4] [--steps 20] [--sampler dpm++sde]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--block-size", type=int, default=4)
-    ap.add_argument("--sampler", default="dpm++")
+    ap.add_argument("--sampler", default="dpm++sde")
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     params = load_params(args.params)

@@ -4,8 +4,8 @@
             (RGB patches per second) of the params' network, with 1 and 2 torch threads
   ablation  the input-space choice (linear / display × band selection / CIE rendering) and k ∈ {3, 5, 8}:
             validation PSNR, SSIM, SAD°, RMSE of the network and of VCA+FCLS, and the histogram distance between
-            the abundances of the RGB store and those of the training HSIs; writes one histogram figure per
-            setting to benchmarks/out/
+            the abundances of the RGB store and those of the training HSIs, and the SAD° of every validation scene;
+            writes one histogram figure per setting to benchmarks/out/
 
 Every run trains from the same seed on the training scenes and validates on params unmixing.validation_sources.
 
@@ -29,7 +29,7 @@ from ubf_core.data.stores import open_store
 from ubf_core.metrics import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
-from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing
+from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source
 from ubf_core.unmixing.figures import plot_abundance_histograms
 from ubf_core.unmixing.inference import encode
 from ubf_core.unmixing.inputs import InputSpace, three_band
@@ -125,6 +125,10 @@ def ablation(args) -> None:
               f"{b['val_rmse']:.4f}  | {v['vca_fcls_psnr']:13.2f}  {v['vca_fcls_ssim']:.3f}  "
               f"{v['vca_fcls_sad_deg']:5.2f}  {v['vca_fcls_rmse']:.4f} | {dist:12.3f}  "
               f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
+        by_source = validation_by_source(fitted, y, is_val, sources)
+        print("    SAD° per validation scene, network / VCA+FCLS: " + ", ".join(
+            f"{src} {f['network']['sad_deg']:.2f} / {f['vca_fcls']['sad_deg']:.2f}"
+            for src, f in sorted(by_source.items())), flush=True)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def mass_synthesis(n_samples: int | None = None, classes: dict[str, float] | Non
     """Synthesise ``n_samples`` HSIs (default synthesis.n) into a Zarr store.
 
     classes: class → weight (counts or shares), null for unconditional samples. generator: alias ("champion"),
-    version number (3) or models:/… URI of generator.model_name. sampler, steps: ddpm | ddim | dpm++ and its steps
+    version number (3) or models:/… URI of generator.model_name. sampler, steps: ddpm | ddim | dpm++ | dpm++sde and its steps
     (default synthesis.*). out: a path (relative to the params file) or an fsspec URL such as s3://bucket/x.zarr
     (needs s3fs); null: stores/mass_synthesis/<config hash>.zarr. block_size: samples per block (one task run, one
     Zarr chunk). dask_address: tcp://host:8786 runs the blocks on that Dask cluster; null runs them in this flow

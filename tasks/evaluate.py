@@ -48,7 +48,11 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
     gen.to(pick_device(train.get("device", "auto"), f"evaluation.generators.{name}.train.device"))
     gen.fit(maps, labels if classes else None, epochs=int(train.get("epochs", 10)),
             batch_size=int(train.get("batch_size", 16)), lr=train.get("lr"), seed=seed)
-    sampler = {"sampler": "dpm++", "steps": 20} if name == "ddpm" else {}
+    sampler = {}
+    if name == "ddpm":
+        from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
+
+        sampler = {"sampler": FAST_SAMPLER, "steps": FAST_SAMPLER_DEFAULT_STEPS}
     a = gen.sample(len(want), seed=seed, labels=want if classes else None, **sampler)
     return mix(a, endmembers), a
 

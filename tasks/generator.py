@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 
 from tasks.params import relative, resolve, write_json
 from tasks.registry import (configure_tracking, download_generator, experiment, load_torch_model, log_generator,
-                            register, resolve_model_version)
+                            register, resolve_model_version, write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device
@@ -106,11 +106,13 @@ def train_generator_task(params: dict) -> dict:
                           batch_size=int(t.get("batch_size", 16)), lr=t.get("lr"), seed=seed,
                           on_epoch=lambda ep, rec: mlflow.log_metrics(
                               {k: v for k, v in rec.items() if k != "epoch"}, step=ep))
+        from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
+
         per = int(pv.get("n_per_class", 2))
         want = [c for c in (classes or []) for _ in range(per)] or None
         n = len(want) if want else max(8, per)
-        options = {} if gen.name != "ddpm" else {"sampler": pv.get("sampler", "dpm++"),
-                                                 "steps": int(pv.get("steps", 20))}
+        options = {} if gen.name != "ddpm" else {"sampler": pv.get("sampler", FAST_SAMPLER),
+                                                 "steps": int(pv.get("steps", FAST_SAMPLER_DEFAULT_STEPS))}
         samples = gen.sample(n, seed=seed, labels=want, **options)
         uncond = gen.sample(n, seed=seed + 1, **options)
         real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
@@ -140,6 +142,8 @@ def train_generator_task(params: dict) -> dict:
     metrics = {**quality, "epochs": len(history), "n_maps": len(maps), "model_version": reg["version"],
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
     write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
+    write_registration(resolve(params, section(params, "stores").get("generator_model", "stores/generator_model.json")),
+                       str(g.get("model_name", "ubf-generator")), reg, run.info.run_id)
     return metrics
 
 
@@ -211,8 +215,10 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
     labels = plan_labels(n, class_mix, gen.classes)
     options = {}
     if gen.name == "ddpm":
-        options = {"sampler": str(s.get("sampler", "dpm++") if sampler is None else sampler),
-                   "steps": int(s.get("steps", 20) if steps is None else steps),
+        from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
+
+        options = {"sampler": str(s.get("sampler", FAST_SAMPLER) if sampler is None else sampler),
+                   "steps": int(s.get("steps", FAST_SAMPLER_DEFAULT_STEPS) if steps is None else steps),
                    "guidance_scale": float(s.get("guidance_scale", 2.0) if guidance_scale is None else guidance_scale)}
         if not class_mix:
             options.pop("guidance_scale")

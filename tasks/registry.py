@@ -42,6 +42,20 @@ def experiment(name: str, root: str | Path) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def write_registration(path: str | Path, name: str, reg: dict, run_id: str) -> None:
+    """Record which version of ``name`` a training stage registered (``reg`` as :func:`register` returns it).
+
+    The record is the training stage's DVC output, kept out of git: the registry lives in MLflow, outside DVC, so a
+    fresh clone, whose committed dvc.lock and metrics would otherwise call the stage up to date, lacks the record
+    and reruns the stage that fills its registry.
+    """
+    from tasks.params import write_json
+
+    write_json(Path(path), {"model_name": name, "model_version": int(reg["version"]),
+                            "model_uri": f"models:/{name}/{int(reg['version'])}",
+                            "champion_version": int(reg["champion_version"]), "run_id": run_id})
+
+
 def log_torch_model(model, name: str = "model"):
     """Log a torch module in the active run, pickle format: the fully convolutional models take any input size
     at load time (MLflow's pt2 export would fix the example's shape). Loading needs this project installed."""

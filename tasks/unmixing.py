@@ -12,7 +12,8 @@ import torch
 from prefect import get_run_logger, task
 
 from tasks.params import resolve, write_json
-from tasks.registry import configure_tracking, experiment, load_torch_model, log_torch_model, register
+from tasks.registry import (configure_tracking, experiment, load_torch_model, log_torch_model, register,
+                            write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.errors import UBFInputError
@@ -139,6 +140,8 @@ def train_unmixing_task(params: dict) -> dict:
                "model_version": reg["version"], "champion_version": reg["champion_version"],
                "run_id": run.info.run_id}
     write_json(resolve(params, u.get("metrics", "reports/unmixing.json")), metrics)
+    write_registration(resolve(params, section(params, "stores").get("unmixing_model", "stores/unmixing_model.json")),
+                       str(u.get("model_name", "ubf-unmixing")), reg, run.info.run_id)
     return metrics
 
 

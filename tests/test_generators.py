@@ -18,7 +18,7 @@ K, SIZE, T = 3, (8, 8), 50
 CLASSES = ["water", "forest"]
 TINY_DDPM = dict(num_train_timesteps=T, block_out_channels=(8, 16), norm_num_groups=4)
 TINY_CONV = dict(channels=8, latent_dim=8)
-SAMPLERS = [("ddpm", None), ("ddim", 6), ("dpm++", 6)]
+SAMPLERS = [("ddpm", None), ("ddim", 6), ("dpm++", 6), ("dpm++sde", 6)]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,7 +109,8 @@ def test_sample_seed_depends_on_the_pair():
 
 @pytest.mark.parametrize("name,options", [
     ("ddpm", {"sampler": "ddpm", "steps": 12}), ("ddpm", {"sampler": "ddim", "steps": 5, "eta": 1.0}),
-    ("ddpm", {"sampler": "dpm++", "steps": 5}), ("vae", {}), ("gan", {}),
+    ("ddpm", {"sampler": "dpm++", "steps": 5}), ("ddpm", {"sampler": "dpm++sde", "steps": 5}), ("vae", {}),
+    ("gan", {}),
 ])
 def test_same_seed_same_samples_and_batch_equals_one_by_one(trained, name, options):
     gen = trained[name]

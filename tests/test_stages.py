@@ -224,6 +224,18 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout.lower()
+    # A fresh clone holds dvc.lock and the metrics but no stores and no MLflow registry: its training stages must
+    # count as changed (their registration records are missing), or infer_abundance would find no model.
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "repro"],
+                ["git", "clone", "-q", str(work), str(work.parent / "clone")]):
+        subprocess.run(cmd, cwd=work, check=True, env=env, capture_output=True)
+    clone_status = subprocess.run(dvc + ["status", "--json"], cwd=work.parent / "clone", env=env,
+                                  capture_output=True, text=True, timeout=300)
+    changed = json.loads(clone_status.stdout)
+    assert {"train_unmixing", "train_generator"} <= set(changed), clone_status.stdout
+    assert "stores/unmixing_model.json" in json.dumps(changed["train_unmixing"])
+    record = json.loads((work / "stores/unmixing_model.json").read_text())
+    assert record["model_name"] == "ubf-unmixing" and record["model_uri"] == "models:/ubf-unmixing/1"
 
 
 def _zarr_outs(work: Path) -> list[str]:

@@ -2,8 +2,10 @@
 schedulers for training (``DDPMScheduler.add_noise``) and sampling (``set_timesteps`` / ``step``).
 
 Defaults follow the UBF / MSF-Diff papers: linear β from 1e-6 to 1e-2 over T = 2000 steps, ε-prediction, ancestral
-sampling over all T steps. ``sample(..., sampler="ddim" | "dpm++", steps=…)`` gives the same model's faster
-samplers (DDIM, η = 0 by default; DPM-Solver++ of order 2). The UNet is CPU-sized by default
+sampling over all T steps. ``sample(..., sampler="ddim" | "dpm++" | "dpm++sde", steps=…)`` gives the same model's
+faster samplers (DDIM, η = 0 by default; DPM-Solver++ of order 2, deterministic; its stochastic (SDE) variant, which
+like ancestral sampling adds fresh noise at every step and lands closest to the ancestral samples at 20–50 steps:
+benchmarks/generator_sampling.py). The UNet is CPU-sized by default
 (``block_out_channels=(32, 64)``, one ResNet layer per block, no attention); the papers' network is
 ``block_out_channels = base × (1, 2, 2, 4, 4)`` with ``attention=True``.
 
@@ -39,10 +41,11 @@ from ubf_core.errors import UBFInputError
 from ubf_core.generators.base import AbundanceGenerator, own_copy, own_memory
 from ubf_core.generators.constraints import CONSTRAINTS, to_abundances, to_diffusion_space
 
-__all__ = ["DDPMGenerator", "SAMPLERS", "FAST_SAMPLER_DEFAULT_STEPS"]
+__all__ = ["DDPMGenerator", "SAMPLERS", "FAST_SAMPLER", "FAST_SAMPLER_DEFAULT_STEPS"]
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
-FAST_SAMPLER_DEFAULT_STEPS = 20   # steps of "ddim" and "dpm++" when none are given ("ddpm": all T)
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
+FAST_SAMPLER = "dpm++sde"         # the pipeline's default sampler (params synthesis.sampler, generator.preview)
+FAST_SAMPLER_DEFAULT_STEPS = 20   # steps of the fast samplers when none are given ("ddpm": all T)
 
 
 class DDPMGenerator(AbundanceGenerator):
@@ -52,7 +55,7 @@ class DDPMGenerator(AbundanceGenerator):
     num_train_timesteps, beta_start, beta_end, block_out_channels, layers_per_block, attention (self-attention at
     the lowest resolution and in the middle block), norm_num_groups (must divide every block_out_channels entry),
     clip_sample, guidance_scale (default of ``sample``), p_uncond, init_seed.
-    Sample options: sampler ("ddpm" | "ddim" | "dpm++"), steps, guidance_scale, eta (DDIM only), progress.
+    Sample options: sampler ("ddpm" | "ddim" | "dpm++" | "dpm++sde"), steps, guidance_scale, eta (DDIM only), progress.
     """
 
     name = "ddpm"
@@ -123,7 +126,7 @@ class DDPMGenerator(AbundanceGenerator):
         return {"unet": self.unet}
 
     def scheduler(self, sampler: str):
-        """A fresh diffusers scheduler for ``sampler`` ("ddpm", "ddim", "dpm++") on the model's β schedule."""
+        """A fresh diffusers scheduler for ``sampler`` (one of SAMPLERS) on the model's β schedule."""
         c = self.config
         common = dict(num_train_timesteps=c["num_train_timesteps"], beta_start=float(c["beta_start"]),
                       beta_end=float(c["beta_end"]), beta_schedule="linear", prediction_type="epsilon",
@@ -133,9 +136,10 @@ class DDPMGenerator(AbundanceGenerator):
             return DDPMScheduler(**common, variance_type="fixed_small", clip_sample=clip, clip_sample_range=1.0)
         if sampler == "ddim":
             return DDIMScheduler(**common, clip_sample=clip, clip_sample_range=1.0, set_alpha_to_one=True)
-        if sampler == "dpm++":
-            return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                               thresholding=clip, sample_max_value=1.0, lower_order_final=True)
+        if sampler in ("dpm++", "dpm++sde"):
+            algorithm = "dpmsolver++" if sampler == "dpm++" else "sde-dpmsolver++"
+            return DPMSolverMultistepScheduler(**common, algorithm_type=algorithm, solver_order=2, thresholding=clip,
+                                               sample_max_value=1.0, lower_order_final=True)
         raise UBFInputError("ddpm generator.sample", f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
     # ------------------------------------------------------------------------------------------------ training
