@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="map side in pixels; < 32 cuts patches into tiles")
     parser.add_argument("--samples", type=int, default=16, help="samples M per sampler (default 16)")
     parser.add_argument("--fast-steps", type=int, nargs="+", default=[10, 20, 50],
-                        help="steps of DDIM and DPM-Solver++ (default 10 20 50)")
+                        help="steps of the fast samplers (default 10 20 50)")
     parser.add_argument("--constraint", choices=["softmax", "hud"], default="hud",
                         help="diffusion space (default hud, as params.yaml)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -117,8 +117,7 @@ def main() -> None:
     # (sampler, steps, first sample index); the last row: ancestral on the next M indices (other seeds)
     runs = [("ddpm", args.steps_train, 0)] + fast + [("ddpm", args.steps_train, args.samples)]
     header = f"{'sampler':<9}{'samples':>8}{'steps':>6}{'s/sample':>10}{'NFE':>6}{'speed-up':>10}{'angle°':>9}" \
-             f"{'hist':>8}" \
-             f"{'Δangle':>9}{'Δhist':>9}"
+             f"{'hist':>8}{'Δangle':>9}{'Δhist':>9}"
     print(header)
     reference = None
     for sampler, steps, first in runs:

@@ -371,7 +371,7 @@ def create_pools_and_limit(api: str, gpus: int) -> None:
     for pool in POOLS:
         try:
             json_request(f"{api}/work_pools/", "POST", {"name": pool, "type": "process",
-                                                         "base_job_template": template})
+                                                        "base_job_template": template})
         except urllib.error.HTTPError as err:
             if err.code != 409:  # 409: it exists from an earlier `up` with this state dir
                 raise StartError(f"creating work pool {pool} at {api}: HTTP {err.code} {err.read()[:200]!r}")

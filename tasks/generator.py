@@ -73,6 +73,7 @@ def train_generator_task(params: dict) -> dict:
     import mlflow
 
     from ubf_core.generators import make_generator
+    from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
     from ubf_core.generators.quality import nearest_real_angle_deg
     from ubf_core.synthesis import mix
 
@@ -106,8 +107,6 @@ def train_generator_task(params: dict) -> dict:
                           batch_size=int(t.get("batch_size", 16)), lr=t.get("lr"), seed=seed,
                           on_epoch=lambda ep, rec: mlflow.log_metrics(
                               {k: v for k, v in rec.items() if k != "epoch"}, step=ep))
-        from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
-
         per = int(pv.get("n_per_class", 2))
         want = [c for c in (classes or []) for _ in range(per)] or None
         n = len(want) if want else max(8, per)
