@@ -28,8 +28,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
+# dvc repro with one local Prefect server for all stages (infra/repro.py), e.g. REPRO_ARGS="-f evaluate"
 repro: install
-	$(BIN)/dvc repro
+	$(BIN)/python infra/repro.py -- $(REPRO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +25,7 @@ import yaml
 from loopback import api, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
-UP, DOWN = REPO / "infra" / "up.py", REPO / "infra" / "down.py"
+UP, DOWN, REPRO = REPO / "infra" / "up.py", REPO / "infra" / "down.py", REPO / "infra" / "repro.py"
 NAMES = {"prefect-server", "mlflow-server", "dask-scheduler", "dask-worker-0", "dask-worker-1",
          "prefect-worker-cpu", "prefect-worker-gpu"}
 
@@ -253,6 +255,58 @@ def test_a_service_that_does_not_answer_stops_what_was_started(tmp_path):
     assert "stopping what was started" in res.stderr
     assert not (tmp_path / "pids.json").exists()
     assert ours(tmp_path) == []
+
+
+def _tiny_dvc_project(root: Path, code: str = "open('out.txt', 'w').write('ok')") -> Path:
+    """A DVC project (no git) with one stage running ``python -c code`` (output out.txt), and a copy of infra/ whose
+    repro.py runs it."""
+    shutil.copytree(REPO / "infra", root / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
+    (root / "dvc.yaml").write_text(f"stages:\n  tiny:\n    cmd: python -c \"{code}\"\n"
+                                   "    outs:\n      - out.txt:\n          cache: false\n")
+    return root / "infra" / "repro.py"
+
+
+def test_repro_stopped_by_sigterm_stops_the_stage_and_the_server(tmp_path):
+    """A SIGTERM to make repro reaches dvc and the stage it runs; then the shared server is stopped: nothing left."""
+    repro = _tiny_dvc_project(tmp_path / "project", "import time; open('started', 'w').write('1'); time.sleep(120)")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.Popen([sys.executable, str(repro), "--state-dir", str(tmp_path / "state")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "project" / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the stage never started"
+        time.sleep(0.2)
+    server = json.loads((tmp_path / "state" / "pids.json").read_text())["processes"][0]
+    stage = [(p.pid, p.create_time()) for p in psutil.process_iter(["cmdline"])
+             if "time.sleep(120)" in " ".join(p.info["cmdline"] or [])]
+    assert stage and alive(server["pid"], server["create_time"])
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 143, err[-2000:]
+    assert f"repro: Prefect server (pid {server['pid']}) stopped" in out
+    assert not alive(server["pid"], server["create_time"])
+    assert not any(alive(pid, created) for pid, created in stage)
+    assert not (tmp_path / "state" / "pids.json").exists()
+
+
+def test_repro_without_a_server_in_time_falls_back_and_leaves_nothing(tmp_path):
+    """make repro (infra/repro.py): a Prefect server that does not answer in time is stopped, said in one line, and
+    dvc repro runs the stages without it."""
+    repro = _tiny_dvc_project(tmp_path / "project")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    res = run(repro, "--state-dir", str(tmp_path / "state"), "--timeout", "0.01", env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    said = [line for line in res.stderr.splitlines() if line.startswith("repro: no shared Prefect server")]
+    assert len(said) == 1 and said[0].endswith("each stage starts its own"), res.stderr[-2000:]
+    assert (tmp_path / "project" / "out.txt").read_text() == "ok"
+    port = re.search(r"on port (\d+) did not answer within 0.01 s", said[0])[1]
+    assert not (tmp_path / "state" / "pids.json").exists()
+    left = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "server" in (p.info["cmdline"] or []) and port in (p.info["cmdline"] or []):
+            left.append(p)
+    assert left == []
 
 
 def test_down_stops_every_process_of_the_stack(stack):

@@ -76,6 +76,23 @@ def test_ssim_identical_and_noise(cube):
     assert s_large < s_small
 
 
+@pytest.mark.parametrize("shape", [(8, 16, 16), (3, 5, 32, 32), (3, 100, 8, 8), (2, 4, 4, 4), (2, 3, 5, 9),
+                                   (1, 2, 3, 3)])
+def test_ssim_equals_scikit_image_per_band(shape):
+    """The one-call SSIM equals skimage's structural_similarity (Wang et al. settings) averaged band by band."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(4)
+    x = rng.random(shape)
+    x_hat = np.clip(x + 0.1 * rng.standard_normal(shape), 0, 1)
+    h, w = shape[-2:]
+    win = min(h, w, 7) - (1 - min(h, w, 7) % 2)
+    ref = np.mean([structural_similarity(a, b, win_size=win, data_range=2.0, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False)
+                   for a, b in zip(x_hat.reshape(-1, h, w), x.reshape(-1, h, w))])
+    assert ssim(x_hat, x, data_range=2.0) == pytest.approx(ref, rel=1e-12, abs=1e-12)
+
+
 def test_ergas_identical_is_zero(cube):
     assert ergas(cube, cube) == 0.0
     # relative error 10 % in every band -> 100 * 0.1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import xarray as xr
 import yaml
@@ -144,8 +146,9 @@ def _stage_env(prefect_home: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def dvc_repro(tmp_path_factory):
-    """One `dvc repro` of the whole pipeline (shrunk params) in a copy of the repository, shared by the tests that
-    check it: (copy, env, the finished process)."""
+    """One `make repro` (infra/repro.py: `dvc repro` with one shared local Prefect server) of the whole pipeline
+    (shrunk params) in a copy of the repository, shared by the tests that check it: (copy, env, the finished
+    process)."""
     tmp = tmp_path_factory.mktemp("dvc_repro")
     work = tmp / "repo"
     work.mkdir()
@@ -156,9 +159,9 @@ def dvc_repro(tmp_path_factory):
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=work, check=True, env=env)
     start = time.monotonic()
-    first = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, capture_output=True,
+    first = subprocess.run([sys.executable, "infra/repro.py"], cwd=work, env=env, capture_output=True,
                            text=True, timeout=900)
-    print(f"\n[dvc repro: {time.monotonic() - start:.0f} s]")
+    print(f"\n[make repro: {time.monotonic() - start:.0f} s]")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     return work, env, first
 
@@ -167,6 +170,13 @@ def dvc_repro(tmp_path_factory):
 def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     work, env, first = dvc_repro
     dvc = [sys.executable, "-m", "dvc"]
+    # every stage reported to the one server infra/repro.py started, and that server is gone afterwards
+    started = re.search(r"repro: Prefect server at http://127\.0\.0\.1:\d+/api \(pid (\d+),", first.stdout)
+    assert started and f"repro: Prefect server (pid {started[1]}) stopped" in first.stdout, first.stdout[-2000:]
+    assert "Starting temporary server" not in first.stdout + first.stderr
+    pid = int(started[1])
+    assert not psutil.pid_exists(pid) or "prefect" not in " ".join(psutil.Process(pid).cmdline())
+    assert not (work / ".infra/repro/pids.json").exists()
     for stage in ("prepare_hsi", "prepare_rgb", "validate"):
         assert f"Running stage '{stage}'" in first.stdout
     hsi = xr.open_zarr(work / "stores/hsi.zarr", consolidated=False)
