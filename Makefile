@@ -37,9 +37,10 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/prepare_throughput.py
-	test -d stores/hsi.zarr || $(BIN)/dvc repro
+	test -f stores/unmixing_model.json || $(BIN)/python infra/repro.py
 	$(BIN)/python benchmarks/unmixing.py speed
 	$(BIN)/python benchmarks/unmixing.py ablation
+	$(BIN)/python benchmarks/unmixing.py bound
 	$(BIN)/python benchmarks/generator_sampling.py
 	$(BIN)/python benchmarks/synthesis_throughput.py
 

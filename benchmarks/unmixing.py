@@ -6,16 +6,20 @@
             validation PSNR, SSIM, SAD°, RMSE of the network and of VCA+FCLS, and the histogram distance between
             the abundances of the RGB store and those of the training HSIs, and the SAD° of every validation scene;
             writes one histogram figure per setting to benchmarks/out/
+  bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
+            (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
+            (reports/unmixing.json) and to the scene's own VCA+FCLS (endmembers fitted to that scene itself)
 
 Every run trains from the same seed on the training scenes and validates on params unmixing.validation_sources.
 
-Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
+Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N] | bound
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import platform
 import time
@@ -131,9 +135,43 @@ def ablation(args) -> None:
             for src, f in sorted(by_source.items())), flush=True)
 
 
+def bound(args) -> None:
+    """Is a validation scene's SAD limited by the encoder (3 bands in) or by the decoder (endmembers learned from
+    the training scenes)? The registered decoder with the best simplex abundances per pixel (FCLS on all bands)
+    is a floor no encoder can go below."""
+    import mlflow
+
+    from tasks.registry import configure_tracking
+    from ubf_core.metrics import sad_degrees
+    from ubf_core.unmixing_baseline import fcls, vca
+
+    params, y, wl, _, _, sources = load(args.params)
+    root = args.params.resolve().parent
+    configure_tracking(root)
+    uri = params["unmixing"]["model_uri"]
+    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    E = model.endmembers().detach().double().numpy()  # (C, k) reflectance
+    bias = model.decoder.bias
+    b = np.zeros(len(E)) if bias is None else bias.detach().double().numpy()
+    report = root / params["unmixing"]["metrics"]
+    by_source = json.loads(report.read_text()).get("validation_by_source", {}) if report.exists() else {}
+    print(f"# decoder bound — {uri}, k {E.shape[1]}, {machine()}")
+    print("scene             pixels  network  FCLS(Ê)+b  FCLS(Ê)  own VCA+FCLS   (SAD°)")
+    for src in params["unmixing"]["validation_sources"]:
+        Y = y[sources == src].astype(np.float64).transpose(1, 0, 2, 3).reshape(len(wl), -1)  # (C, pixels)
+
+        def sad(Y_hat: np.ndarray) -> float:
+            return sad_degrees(Y_hat[:, :, None], Y[:, :, None])
+
+        own, _ = vca(Y, E.shape[1], seed=int(params.get("seed", 0)))
+        net = by_source.get(src, {}).get("network", {}).get("sad_deg", float("nan"))
+        print(f"{src:16s} {Y.shape[1]:7d}  {net:7.2f}  {sad(E @ fcls(Y - b[:, None], E) + b[:, None]):9.2f}  "
+              f"{sad(E @ fcls(Y, E)):7.2f}  {sad(own @ fcls(Y, own)):12.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "ablation"])
+    ap.add_argument("what", choices=["speed", "ablation", "bound"])
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
@@ -141,6 +179,8 @@ def main() -> None:
     if args.what == "speed":
         args.epochs = args.epochs or 3
         speed(args)
+    elif args.what == "bound":
+        bound(args)
     else:
         ablation(args)
 

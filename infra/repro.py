@@ -2,11 +2,12 @@
 """`make repro`: `dvc repro` with one local Prefect server shared by all stages.
 
 Each stage command runs a Prefect flow. With no PREFECT_API_URL, every stage process starts its own temporary Prefect
-server and stops it again (about 10 s per stage on a 2-core machine). This script starts one
-`prefect server start` on a free loopback port instead (PREFECT_HOME as configured, so the flow runs land in the same
-database the temporary servers use), runs `dvc repro ARGS...` with PREFECT_API_URL pointing at it, and stops the
-server's process group when dvc ends, however it ends. Its pid and log are under --state-dir (default
-.infra/repro/): after a hard kill, `python infra/down.py --state-dir .infra/repro` stops what is left.
+server and stops it again (about 10 s per stage on a 2-core machine). This script starts one `prefect server start`
+on a free loopback port instead (PREFECT_HOME as configured, so the flow runs land in the same database the temporary
+servers use), runs `dvc repro ARGS...` with PREFECT_API_URL pointing at it, and stops the server's process group when
+dvc ends, however it ends: SIGINT or SIGTERM sent to this script go to dvc's process group (dvc and the stage it
+runs), which gets 30 s to exit before it is killed; then the server stops. Its pid and log are under --state-dir
+(default .infra/repro/): after a hard kill (SIGKILL), `python infra/down.py --state-dir .infra/repro` stops it.
 
 With PREFECT_API_URL already set (a team's server), dvc repro runs against that server and nothing is started. A
 server that does not come up within --timeout seconds is reported in one line and dvc repro runs without it (each

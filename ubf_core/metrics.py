@@ -95,8 +95,8 @@ def ssim(x_hat, x, data_range: float = 1.0) -> float:
     work; images with a side below 3 are rejected. These are the settings of
     ``skimage.metrics.structural_similarity(..., win_size=win, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False)``, which the tests check this against; here the filter is applied to every band image
-    of every patch at once, as matrix products. The result is the mean of the per-band
-    (per-patch) SSIM values; 1 for identical inputs.
+    of every patch at once, as matrix products. The result is the mean of the per-band (per-patch) SSIM values; 1 for
+    identical inputs.
     """
     from scipy.ndimage import gaussian_filter1d
 
