@@ -257,6 +257,11 @@ def test_a_service_that_does_not_answer_stops_what_was_started(tmp_path):
     assert ours(tmp_path) == []
 
 
+def _no_server_env() -> dict[str, str]:
+    """This environment without PREFECT_API_URL: infra/repro.py then starts its own server."""
+    return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+
+
 def _tiny_dvc_project(root: Path, code: str = "open('out.txt', 'w').write('ok')") -> Path:
     """A DVC project (no git) with one stage running ``python -c code`` (output out.txt), and a copy of infra/ whose
     repro.py runs it."""
@@ -270,8 +275,7 @@ def _tiny_dvc_project(root: Path, code: str = "open('out.txt', 'w').write('ok')"
 def test_repro_stopped_by_sigterm_stops_the_stage_and_the_server(tmp_path):
     """A SIGTERM to make repro reaches dvc and the stage it runs; then the shared server is stopped: nothing left."""
     repro = _tiny_dvc_project(tmp_path / "project", "import time; open('started', 'w').write('1'); time.sleep(120)")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    proc = subprocess.Popen([sys.executable, str(repro), "--state-dir", str(tmp_path / "state")], env=env,
+    proc = subprocess.Popen([sys.executable, str(repro), "--state-dir", str(tmp_path / "state")], env=_no_server_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "project" / "started").exists():
@@ -294,19 +298,14 @@ def test_repro_without_a_server_in_time_falls_back_and_leaves_nothing(tmp_path):
     """make repro (infra/repro.py): a Prefect server that does not answer in time is stopped, said in one line, and
     dvc repro runs the stages without it."""
     repro = _tiny_dvc_project(tmp_path / "project")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    res = run(repro, "--state-dir", str(tmp_path / "state"), "--timeout", "0.01", env=env, timeout=120)
+    res = run(repro, "--state-dir", str(tmp_path / "state"), "--timeout", "0.01", env=_no_server_env(), timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     said = [line for line in res.stderr.splitlines() if line.startswith("repro: no shared Prefect server")]
     assert len(said) == 1 and said[0].endswith("each stage starts its own"), res.stderr[-2000:]
     assert (tmp_path / "project" / "out.txt").read_text() == "ok"
     port = re.search(r"on port (\d+) did not answer within 0.01 s", said[0])[1]
     assert not (tmp_path / "state" / "pids.json").exists()
-    left = []
-    for p in psutil.process_iter(["cmdline"]):
-        if "server" in (p.info["cmdline"] or []) and port in (p.info["cmdline"] or []):
-            left.append(p)
-    assert left == []
+    assert [p for p in psutil.process_iter(["cmdline"]) if {"server", port} <= set(p.info["cmdline"] or [])] == []
 
 
 def test_down_stops_every_process_of_the_stack(stack):
