@@ -6,13 +6,17 @@
             validation PSNR, SSIM, SAD°, RMSE of the network and of VCA+FCLS, and the histogram distance between
             the abundances of the RGB store and those of the training HSIs, and the SAD° of every validation scene;
             writes one histogram figure per setting to benchmarks/out/
+  crossdata leave one data set out: for each data set of the HSI store (the ABU scenes abu-* are one data set,
+            every other scene is its own), train on all the others and validate on it; the network's and VCA+FCLS's
+            PSNR, SSIM, SAD°, RMSE on it, pooled, and the SAD° of each of its scenes
   bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
             (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
             (reports/unmixing.json) and to the scene's own VCA+FCLS (endmembers fitted to that scene itself)
 
-Every run trains from the same seed on the training scenes and validates on params unmixing.validation_sources.
+Every run trains from the same seed; speed, ablation and bound validate on params unmixing.validation_sources.
 
-Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N] | bound
+Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N] | crossdata [--epochs N]
+       | bound
 """
 
 from __future__ import annotations
@@ -135,6 +139,41 @@ def ablation(args) -> None:
             for src, f in sorted(by_source.items())), flush=True)
 
 
+def data_set(source: str) -> str:
+    """The data set a scene belongs to: the ABU scenes (abu-*) are one, every other scene is its own."""
+    return "abu" if source.startswith("abu-") else source
+
+
+def crossdata(args) -> None:
+    params, y, wl, _, rgb, sources = load(args.params)
+    u = copy.deepcopy(params["unmixing"])
+    if args.epochs:
+        u.setdefault("train", {})["epochs"] = args.epochs
+    seed = int(params.get("seed", 0))
+    s = UnmixingSettings.from_params(u, seed)
+    s.train.progress = False
+    cie = load_cie1931(args.params.resolve().parent / "data/spectra/ciexyz31_1.csv")
+    groups = np.array([data_set(str(src)) for src in sources])
+    print(f"# unmixing, leave one data set out — k {s.k}, {s.input_space}/{s.three_band}, {machine()}")
+    print("validate on      patches  PSNR dB  SSIM   SAD°   RMSE    | VCA+FCLS PSNR  SSIM   SAD°   RMSE   | epochs  s")
+    for held in sorted(set(groups)):
+        is_val = groups == held
+        t0 = time.perf_counter()
+        fitted = fit_unmixing(y, wl, is_val, rgb[:512], s, seed=seed,
+                              response=cie if s.three_band == "render" else None)
+        took = time.perf_counter() - t0
+        b, v = fitted.best, fitted.baseline
+        print(f"{held:<15} {int(is_val.sum()):>8}  {b['val_psnr']:7.2f}  {b['val_ssim']:.3f}  {b['val_sad_deg']:5.2f}  "
+              f"{b['val_rmse']:.4f}  | {v['vca_fcls_psnr']:13.2f}  {v['vca_fcls_ssim']:.3f}  "
+              f"{v['vca_fcls_sad_deg']:5.2f}  {v['vca_fcls_rmse']:.4f} | "
+              f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
+        if len(set(sources[is_val])) > 1:
+            by_source = validation_by_source(fitted, y, is_val, sources)
+            print("    SAD° per scene, network / VCA+FCLS: " + ", ".join(
+                f"{src} {f['network']['sad_deg']:.2f} / {f['vca_fcls']['sad_deg']:.2f}"
+                for src, f in sorted(by_source.items())), flush=True)
+
+
 def bound(args) -> None:
     """Is a validation scene's SAD limited by the encoder (3 bands in) or by the decoder (endmembers learned from
     the training scenes)? The registered decoder with the best simplex abundances per pixel (FCLS on all bands)
@@ -171,9 +210,9 @@ def bound(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "ablation", "bound"])
+    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "bound"])
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
-    ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation: override")
+    ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
     args = ap.parse_args()
     if args.what == "speed":
@@ -181,6 +220,8 @@ def main() -> None:
         speed(args)
     elif args.what == "bound":
         bound(args)
+    elif args.what == "crossdata":
+        crossdata(args)
     else:
         ablation(args)
 
