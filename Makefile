@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
-# dvc repro with one local Prefect server for all stages (infra/repro.py), e.g. REPRO_ARGS="-f evaluate"
+# dvc repro with one local Prefect server for all stages (infra/repro.py), e.g. REPRO_ARGS="-f -s evaluate"
 repro: install
 	$(BIN)/python infra/repro.py -- $(REPRO_ARGS)
 

@@ -90,6 +90,21 @@ def speed(args) -> None:
         print(f"{threads:>7}  {per_epoch:>18.2f}  {rate:>24.1f}")
 
 
+def figures(fitted) -> str:
+    """The validation PSNR, SSIM, SAD°, RMSE of the network (kept epoch) | of VCA+FCLS, as one table cell run."""
+    b, v = fitted.best, fitted.baseline
+    return (f"{b['val_psnr']:7.2f}  {b['val_ssim']:.3f}  {b['val_sad_deg']:5.2f}  {b['val_rmse']:.4f}  | "
+            f"{v['vca_fcls_psnr']:13.2f}  {v['vca_fcls_ssim']:.3f}  {v['vca_fcls_sad_deg']:5.2f}  "
+            f"{v['vca_fcls_rmse']:.4f}")
+
+
+def scene_sads(fitted, y: np.ndarray, is_val: np.ndarray, sources: np.ndarray) -> str:
+    """'network / VCA+FCLS: <scene> <SAD°> / <SAD°>, …' for every validation scene."""
+    by_source = validation_by_source(fitted, y, is_val, sources)
+    return "network / VCA+FCLS: " + ", ".join(
+        f"{src} {f['network']['sad_deg']:.2f} / {f['vca_fcls']['sad_deg']:.2f}" for src, f in sorted(by_source.items()))
+
+
 def ablation(args) -> None:
     params, y, wl, is_val, rgb, sources = load(args.params)
     u0 = params["unmixing"]
@@ -128,15 +143,9 @@ def ablation(args) -> None:
         dist = abundance_histogram_distance(a_rgb, a_hsi)
         plot_abundance_histograms({"RGB store": a_rgb, "training HSIs": a_hsi},
                                   OUT / f"abundance_histograms_{name.replace('/', '_').replace('=', '')}.png")
-        b, v = fitted.best, fitted.baseline
-        print(f"{name:<15} {s.k:>2}  {b['val_psnr']:7.2f}  {b['val_ssim']:.3f}  {b['val_sad_deg']:5.2f}  "
-              f"{b['val_rmse']:.4f}  | {v['vca_fcls_psnr']:13.2f}  {v['vca_fcls_ssim']:.3f}  "
-              f"{v['vca_fcls_sad_deg']:5.2f}  {v['vca_fcls_rmse']:.4f} | {dist:12.3f}  "
+        print(f"{name:<15} {s.k:>2}  {figures(fitted)} | {dist:12.3f}  "
               f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
-        by_source = validation_by_source(fitted, y, is_val, sources)
-        print("    SAD° per validation scene, network / VCA+FCLS: " + ", ".join(
-            f"{src} {f['network']['sad_deg']:.2f} / {f['vca_fcls']['sad_deg']:.2f}"
-            for src, f in sorted(by_source.items())), flush=True)
+        print("    SAD° per validation scene, " + scene_sads(fitted, y, is_val, sources), flush=True)
 
 
 def data_set(source: str) -> str:
@@ -162,16 +171,10 @@ def crossdata(args) -> None:
         fitted = fit_unmixing(y, wl, is_val, rgb[:512], s, seed=seed,
                               response=cie if s.three_band == "render" else None)
         took = time.perf_counter() - t0
-        b, v = fitted.best, fitted.baseline
-        print(f"{held:<15} {int(is_val.sum()):>8}  {b['val_psnr']:7.2f}  {b['val_ssim']:.3f}  {b['val_sad_deg']:5.2f}  "
-              f"{b['val_rmse']:.4f}  | {v['vca_fcls_psnr']:13.2f}  {v['vca_fcls_ssim']:.3f}  "
-              f"{v['vca_fcls_sad_deg']:5.2f}  {v['vca_fcls_rmse']:.4f} | "
+        print(f"{held:<15} {int(is_val.sum()):>8}  {figures(fitted)} | "
               f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
         if len(set(sources[is_val])) > 1:
-            by_source = validation_by_source(fitted, y, is_val, sources)
-            print("    SAD° per scene, network / VCA+FCLS: " + ", ".join(
-                f"{src} {f['network']['sad_deg']:.2f} / {f['vca_fcls']['sad_deg']:.2f}"
-                for src, f in sorted(by_source.items())), flush=True)
+            print("    SAD° per scene, " + scene_sads(fitted, y, is_val, sources), flush=True)
 
 
 def bound(args) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from loopback import api, free_ports
+from loopback import alive, api, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 UP, DOWN, REPRO = REPO / "infra" / "up.py", REPO / "infra" / "down.py", REPO / "infra" / "repro.py"
@@ -35,16 +35,6 @@ pytestmark = pytest.mark.slow
 def run(script: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=REPO)
-
-
-def alive(pid: int, create_time: float | None = None) -> bool:
-    """``pid`` runs and is the same process (zombies count as gone)."""
-    try:
-        p = psutil.Process(pid)
-        return (p.status() != psutil.STATUS_ZOMBIE
-                and (create_time is None or abs(p.create_time() - create_time) < 1.0))
-    except psutil.NoSuchProcess:
-        return False
 
 
 def ours(state_dir: Path) -> list[psutil.Process]:

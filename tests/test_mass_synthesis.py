@@ -25,7 +25,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from loopback import api, free_ports
+from loopback import alive, api, free_ports
 
 from ubf_core.errors import UBFInputError
 
@@ -353,14 +353,6 @@ def wait_for_blocks(partial: Path, at_least: int, timeout_s: float = 180) -> int
     return 0
 
 
-def running(proc: psutil.Process) -> bool:
-    """``proc`` still runs (a zombie has ended)."""
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def flow_run_processes(run_id: str) -> list[psutil.Process]:
     """The processes that execute flow run ``run_id`` (a worker passes the id in PREFECT__FLOW_RUN_ID)."""
     found = []
@@ -452,10 +444,10 @@ def test_a_killed_worker_crashes_its_run_and_the_next_run_finishes_the_store(sta
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    deadline = time.monotonic() + 15  # gone, or a zombie: their parent is gone and an init may never reap them
-    while (alive := [p for p in tree if running(p)]) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 15  # gone, or a zombie (alive() counts those as gone); create_time() is cached
+    while (left := [p for p in tree if alive(p.pid, p.create_time())]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not alive, alive
+    assert not left, left
     print(f"killed the worker with {done} of 12 blocks done")
     missing = pending_blocks(partial)
     assert 0 < len(missing) < 12 and not out.exists()
