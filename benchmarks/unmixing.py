@@ -8,15 +8,16 @@
             writes one histogram figure per setting to benchmarks/out/
   crossdata leave one data set out: for each data set of the HSI store (the ABU scenes abu-* are one data set,
             every other scene is its own), train on all the others and validate on it; the network's and VCA+FCLS's
-            PSNR, SSIM, SAD°, RMSE on it, pooled, and the SAD° of each of its scenes
+            PSNR, SSIM, SAD°, RMSE on it, pooled, and the SAD° of each of its scenes; --k 3,5,8 repeats every
+            split for each k (default: params' k), --hold salton-sea,samson only those held-out data sets
   bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
             (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
             (reports/unmixing.json) and to the scene's own VCA+FCLS (endmembers fitted to that scene itself)
 
 Every run trains from the same seed; speed, ablation and bound validate on params unmixing.validation_sources.
 
-Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N] | crossdata [--epochs N]
-       | bound
+Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
+       | crossdata [--epochs N] [--k 3,5,8] [--hold NAME,...] | bound
 """
 
 from __future__ import annotations
@@ -155,26 +156,36 @@ def data_set(source: str) -> str:
 
 def crossdata(args) -> None:
     params, y, wl, _, rgb, sources = load(args.params)
-    u = copy.deepcopy(params["unmixing"])
+    u0 = copy.deepcopy(params["unmixing"])
     if args.epochs:
-        u.setdefault("train", {})["epochs"] = args.epochs
+        u0.setdefault("train", {})["epochs"] = args.epochs
     seed = int(params.get("seed", 0))
-    s = UnmixingSettings.from_params(u, seed)
-    s.train.progress = False
     cie = load_cie1931(args.params.resolve().parent / "data/spectra/ciexyz31_1.csv")
     groups = np.array([data_set(str(src)) for src in sources])
-    print(f"# unmixing, leave one data set out — k {s.k}, {s.input_space}/{s.three_band}, {machine()}")
-    print("validate on      patches  PSNR dB  SSIM   SAD°   RMSE    | VCA+FCLS PSNR  SSIM   SAD°   RMSE   | epochs  s")
-    for held in sorted(set(groups)):
+    held_out = sorted(set(groups))
+    if args.hold:
+        unknown = sorted(set(args.hold) - set(held_out))
+        if unknown:
+            raise SystemExit(f"crossdata: --hold {','.join(unknown)}: not a data set of the HSI store "
+                             f"(data sets: {', '.join(held_out)})")
+        held_out = [g for g in held_out if g in args.hold]
+    ks = args.k or [int(u0.get("k", 5))]
+    print(f"# unmixing, leave one data set out — k {', '.join(map(str, ks))}, {u0.get('input_space', 'linear')}/"
+          f"{u0.get('three_band', 'select')}, {machine()}")
+    print("validate on      k  patches  PSNR dB  SSIM   SAD°   RMSE    | VCA+FCLS PSNR  SSIM   SAD°   RMSE   | epochs  s")
+    for held in held_out:
         is_val = groups == held
-        t0 = time.perf_counter()
-        fitted = fit_unmixing(y, wl, is_val, rgb[:512], s, seed=seed,
-                              response=cie if s.three_band == "render" else None)
-        took = time.perf_counter() - t0
-        print(f"{held:<15} {int(is_val.sum()):>8}  {figures(fitted)} | "
-              f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
-        if len(set(sources[is_val])) > 1:
-            print("    SAD° per scene, " + scene_sads(fitted, y, is_val, sources), flush=True)
+        for k in ks:
+            s = UnmixingSettings.from_params({**u0, "k": k}, seed)
+            s.train.progress = False
+            t0 = time.perf_counter()
+            fitted = fit_unmixing(y, wl, is_val, rgb[:512], s, seed=seed,
+                                  response=cie if s.three_band == "render" else None)
+            took = time.perf_counter() - t0
+            print(f"{held:<15} {k:>2} {int(is_val.sum()):>8}  {figures(fitted)} | "
+                  f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
+            if len(set(sources[is_val])) > 1:
+                print("    SAD° per scene, " + scene_sads(fitted, y, is_val, sources), flush=True)
 
 
 def bound(args) -> None:
@@ -217,6 +228,10 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
+    ap.add_argument("--k", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="crossdata: endmember counts to train for every split, e.g. 3,5,8 (default: params' k)")
+    ap.add_argument("--hold", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,
+                    help="crossdata: only these held-out data sets, e.g. salton-sea,samson (default: every one)")
     args = ap.parse_args()
     if args.what == "speed":
         args.epochs = args.epochs or 3
