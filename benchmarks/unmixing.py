@@ -222,13 +222,24 @@ def bound(args) -> None:
               f"{sad(E @ fcls(Y, E)):7.2f}  {sad(own @ fcls(Y, own)):12.2f}", flush=True)
 
 
+def k_list(text: str) -> list[int]:
+    """'3,5,8' -> [3, 5, 8]; anything else is an argparse error naming the value."""
+    try:
+        ks = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers, e.g. 3,5,8") from None
+    if any(k < 2 for k in ks):
+        raise argparse.ArgumentTypeError(f"'{text}': every k must be at least 2")
+    return ks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["speed", "ablation", "crossdata", "bound"])
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
-    ap.add_argument("--k", type=lambda v: [int(x) for x in v.split(",")], default=None,
+    ap.add_argument("--k", type=k_list, default=None,
                     help="crossdata: endmember counts to train for every split, e.g. 3,5,8 (default: params' k)")
     ap.add_argument("--hold", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,
                     help="crossdata: only these held-out data sets, e.g. salton-sea,samson (default: every one)")
