@@ -100,7 +100,7 @@ def _signal(entry: dict, members: list[psutil.Process], sig: int) -> None:
             pass
 
 
-def stop_processes(entries: list[dict], timeout_s: float = 15.0, say=print) -> list[str]:
+def stop_processes(entries: list[dict], timeout_s: float = 30.0, say=print) -> list[str]:
     """Stop the recorded processes (SIGTERM to each group, SIGKILL after ``timeout_s``) in STOP_ORDER; one report
     line per entry is passed to ``say`` and returned."""
     lines: list[str] = []
@@ -152,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="folder that holds pids.json (default: .infra in the repository root)")
-    parser.add_argument("--timeout", type=float, default=15.0,
-                        help="seconds to wait after SIGTERM before SIGKILL, per stage (default: 15)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait after SIGTERM before SIGKILL, per stage (default: 30; a Prefect "
+                             "worker's graceful stop took over 15 s on a loaded 2-core machine)")
     args = parser.parse_args(argv)
     state_dir = args.state_dir.resolve()
     state = read_state(state_dir)

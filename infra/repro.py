@@ -64,7 +64,7 @@ def start_server(state_dir: Path, timeout_s: float) -> tuple[Stack, str]:
 
 
 def stop(stack: Stack, state_dir: Path) -> None:
-    """Stop the server's process group (SIGTERM, SIGKILL after 15 s) and forget its pid file."""
+    """Stop the server's process group (SIGTERM, SIGKILL after 30 s) and forget its pid file."""
     stop_processes(stack.processes, say=lambda line: None)
     for proc in stack.handles.values():  # reap it: a child left unreaped stays a zombie under an init that never waits
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -303,7 +303,8 @@ def test_down_stops_every_process_of_the_stack(stack):
     seen = dict(stack["seen"])
     assert len(seen) >= len(NAMES)
     t0 = time.monotonic()
-    down = run(DOWN, "--state-dir", str(stack["dir"]), timeout=120)
+    # a generous grace period: this checks that every process stops on SIGTERM, not how fast a loaded CI machine is
+    down = run(DOWN, "--state-dir", str(stack["dir"]), "--timeout", "60", timeout=240)
     print(f"infra down: {time.monotonic() - t0:.1f} s")
     assert down.returncode == 0, down.stdout + down.stderr
     for name in NAMES:
