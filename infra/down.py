@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="folder that holds pids.json (default: .infra in the repository root)")
     parser.add_argument("--timeout", type=float, default=30.0,
-                        help="seconds to wait after SIGTERM before SIGKILL, per stage (default: 30; a Prefect "
-                             "worker's graceful stop took over 15 s on a loaded 2-core machine)")
+                        help="seconds to wait after SIGTERM before SIGKILL, per stage (default: 30)")
     args = parser.parse_args(argv)
     state_dir = args.state_dir.resolve()
     state = read_state(state_dir)
