@@ -31,6 +31,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +106,18 @@ def gpu_count() -> int:
         return max(1, int(torch.cuda.device_count()))
     except Exception:  # no torch or a broken driver: one slot
         return 1
+
+
+def unignore_interrupts() -> None:
+    """Give the processes up.py starts the default SIGINT and SIGQUIT. A script started in the background of a
+    non-interactive shell (`python infra/up.py &`, some CI runners) inherits both ignored and so would everything it
+    starts; a Prefect worker turns down.py's SIGTERM into a SIGINT to itself, and with SIGINT ignored it never begins
+    its graceful stop (down.py then has to SIGKILL it). A signal this process catches is reset to its default in the
+    programs it starts, so a Python handler here is enough."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 class Stack:
@@ -290,6 +303,7 @@ def up(args: argparse.Namespace) -> int:
     meta = {"started": datetime.now(timezone.utc).isoformat(), "state_dir": str(state_dir), "host": host,
             "ports": {k: v for k, v in ports.items()}, "urls": urls, "dask_workers": args.dask_workers,
             "heartbeat_s": args.heartbeat, "crash_after_s": args.crash_after}
+    unignore_interrupts()
     stack = Stack(state_dir, meta)
     base_env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(state_dir / "prefect")}
     for var in ("PREFECT_API_URL", "PREFECT_PROFILE", "MLFLOW_TRACKING_URI", "UBF_DASK_SCHEDULER"):
