@@ -325,7 +325,7 @@ def test_down_stops_every_process_of_the_stack(stack):
         assert ") stopped" in line, down.stdout
     for entry in stack["state"]["processes"]:  # and each Prefect worker ran its own graceful stop to the end
         if entry["role"] == "prefect-worker":
-            log = Path(entry["log"]).read_text().rpartition("Received SIGTERM")[2]
+            log = Path(entry["log"]).read_text().rpartition("Received SIGTERM")[2].replace("\n", "")  # rich wraps
             assert re.search(r"Worker '[^']+' stopped!", log), f"{entry['log']}: no graceful stop after SIGTERM"
     left = [pid for pid, t in seen.items() if alive(pid, t)]
     assert left == [], f"still running: {left}"
