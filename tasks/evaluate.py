@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 
-from tasks.generator import generator_training_set, load_endmembers
+from tasks.generator import generator_training_set, heldout_rgb_maps, load_endmembers
 from tasks.params import relative, resolve, write_json
 from tasks.registry import configure_tracking, experiment
 from ubf_core.config import params_hash, section
@@ -36,18 +36,27 @@ def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return cubes[~out], sources[~out], cubes[out], ds["wavelength"].values
 
 
+def unmix_cubes(cubes: np.ndarray, endmembers: np.ndarray) -> np.ndarray:
+    """Cubes (n, C, H, W) → their FCLS abundance maps (n, k, H, W) with ``endmembers`` (C, k): the abundance maps
+    of a baseline that makes spectra, not maps (the pixel GMM)."""
+    from ubf_core.unmixing_baseline import fcls
+
+    n, c, h, w = cubes.shape
+    a = fcls(np.moveaxis(cubes, 1, 0).reshape(c, -1).astype(np.float64), endmembers.astype(np.float64))
+    return np.moveaxis(a.reshape(-1, n, h, w), 0, 1).astype(np.float32)
+
+
 def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, classes: list[str] | None,
                      want: list, endmembers: np.ndarray, options: dict, train: dict) -> tuple[np.ndarray, np.ndarray]:
     """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
     synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
-    from ubf_core.generators import make_generator
+    from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.synthesis import mix
 
     seed = int(params.get("seed", 0))
     gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
     gen.to(pick_device(train.get("device", "auto"), f"evaluation.generators.{name}.train.device"))
-    gen.fit(maps, labels if classes else None, epochs=int(train.get("epochs", 10)),
-            batch_size=int(train.get("batch_size", 16)), lr=train.get("lr"), seed=seed)
+    gen.fit(maps, labels if classes else None, TrainSettings.from_params(train), seed=seed)
     sampler = {}
     if name == "ddpm":
         from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
@@ -55,6 +64,134 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
         sampler = {"sampler": FAST_SAMPLER, "steps": FAST_SAMPLER_DEFAULT_STEPS}
     a = gen.sample(len(want), seed=seed, labels=want if classes else None, **sampler)
     return mix(a, endmembers), a
+
+
+def matching_draw(labels, want: list, rng: np.random.Generator, where: str) -> np.ndarray:
+    """Indices into ``labels`` (n,) drawn without replacement so that their classes match ``want`` (m,) one for one
+    (a None in ``want`` takes any map). Too few maps of a class is a UBFInputError naming the class and minimum."""
+    labels = np.array([str(v) for v in labels])
+    picked = np.empty(len(want), dtype=int)
+    pool = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in sorted(set(labels))}
+    anything = list(rng.permutation(len(labels)))
+    used: set[int] = set()
+    for j, c in enumerate(want):
+        source = pool.get(str(c), []) if c is not None else anything
+        while source and source[0] in used:
+            source.pop(0)
+        if not source:
+            need = sum(1 for w in want if w == c)
+            raise UBFInputError(where, f"too few real maps of class {c!r}: the comparison needs {need} "
+                                       f"(as many as the synthetic store holds)")
+        picked[j] = source.pop(0)
+        used.add(int(picked[j]))
+    return picked
+
+
+def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels: list, heldout_cubes: np.ndarray,
+            train_cubes: np.ndarray, want: list) -> tuple[dict, np.ndarray]:
+    """The realism metrics of every candidate (name → Candidate with cubes and abundances), each on as many samples
+    as the synthetic store holds, next to the real-vs-real floor (two disjoint real sets of that size):
+
+    * ``abundance``: maps against the held-out RGB images' maps of the same classes (C2ST, spatial statistics,
+      memorisation against the generator's training maps); floor = training maps of the same classes;
+    * ``hsi``: cubes against held-out HSI patches (C2ST, power spectrum); floor = real training patches;
+    * ``class_fidelity``: a classifier trained on the labelled training maps labels the class-conditional samples
+      (CAS), and one trained on the samples labels the held-out maps (TRTS).
+
+    Returns the table and the held-out real maps (n, k, H, W) the abundance metrics compared with (classes of
+    ``want``, in its order).
+    """
+    from ubf_core.evaluation.realism import class_fidelity, fit_map_classifier, realism_report
+
+    ev = section(params, "evaluation")
+    r = dict(ev.get("realism") or {})
+    seed = int(params.get("seed", 0))
+    epochs = int(r.get("c2st_epochs", 30))
+    rng = np.random.default_rng(seed)
+    n = len(want)
+    held_maps, held_labels = heldout_rgb_maps(params)
+    if len(held_maps) == 0:
+        raise UBFInputError("heldout_rgb_per_class", "no held-out RGB images: the realism metrics need some (≥ 1)")
+    labelled = [j for j, lab in enumerate(train_labels) if lab is not None]
+    real_target = held_maps[matching_draw(held_labels, want, rng, "held-out RGB maps")]
+    floor_maps = train_maps[labelled][matching_draw([train_labels[j] for j in labelled], want, rng,
+                                                    "generator training maps")]
+    abundance = {"real_vs_real": realism_report(real_target, floor_maps, seed=seed, c2st_epochs=epochs)}
+    for name, cand in candidates.items():
+        if cand.abundances is not None:
+            abundance[name] = realism_report(real_target, cand.abundances, training=train_maps, seed=seed,
+                                             c2st_epochs=epochs)
+    m = min(n, len(heldout_cubes), len(train_cubes))
+    hsi_target = heldout_cubes[np.sort(rng.choice(len(heldout_cubes), m, replace=False))]
+    hsi = {"real_vs_real": realism_report(hsi_target, train_cubes[np.sort(rng.choice(len(train_cubes), m,
+                                                                                     replace=False))],
+                                          seed=seed, c2st_epochs=epochs)}
+    for name, cand in candidates.items():
+        hsi[name] = realism_report(hsi_target, cand.cubes[np.sort(rng.choice(len(cand.cubes), m, replace=False))],
+                                   seed=seed, c2st_epochs=epochs)
+    result = {"abundance": abundance, "hsi": hsi}
+    classes = sorted({str(train_labels[j]) for j in labelled})
+    if all(w is not None for w in want) and len(classes) >= 2:
+        fidelity = {"chance": 1.0 / len(classes), "classes": classes}
+        cf_epochs = int(r.get("classifier_epochs", 30))
+        real_labels = [train_labels[j] for j in labelled]
+        on_real = fit_map_classifier(train_maps[labelled], real_labels, classes, seed=seed, epochs=cf_epochs)
+        for name, cand in candidates.items():
+            if cand.abundances is None:
+                continue
+            cf = class_fidelity(train_maps[labelled], real_labels, held_maps, held_labels, cand.abundances, want,
+                                seed=seed, epochs=cf_epochs, real_classifier=on_real)
+            fidelity["real_floor"] = {"accuracy": cf["real_floor"], "per_class": cf["real_floor_per_class"]}
+            fidelity[name] = {"cas": cf["cas"], "cas_per_class": cf["cas_per_class"], "trts": cf["trts"]}
+        result["class_fidelity"] = fidelity
+    result["directions"] = DIRECTIONS
+    return result, real_target
+
+
+DIRECTIONS = {"c2st": "0.5 is ideal: a classifier cannot tell (closer to 0.5 is better)",
+              "psd_distance": "lower is better", "gradient_distance": "lower is better",
+              "purity_distance": "lower is better",
+              "nn_ratio": "about 1 is ideal; near 0 = copies of the training set",
+              "copy_share": "lower is better", "cas": "higher is better", "trts": "higher is better"}
+
+
+def heldout_scene_names(params: dict) -> list[str]:
+    """The source scene of every held-out HSI patch, in the order of :func:`real_split`'s held-out cubes."""
+    ds = open_store(resolve(params, section(params, "stores")["hsi"]))
+    sources = [str(v) for v in ds["source"].values]
+    heldout = {str(s) for s in params.get("heldout_sources") or []}
+    return [s for s in sources if s in heldout]
+
+
+def one_per_class(labels: list, columns: int = 8) -> list[int]:
+    """Indices of the first map of each class (in order of appearance), then more until ``columns``."""
+    first = list(dict.fromkeys(labels))
+    picked = [labels.index(c) for c in first][:columns]
+    rest = [j for j in range(len(labels)) if j not in picked]
+    return picked + rest[:columns - len(picked)]
+
+
+def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldout: np.ndarray,
+                    heldout_sources: list[str], real_maps: np.ndarray, want: list, candidates: dict) -> None:
+    """realism_samples.png (HSIs rendered with one colour stretch: held-out real scenes, held-out RGB images'
+    maps mixed through the endmembers, each generator; one column per class) and realism_abundances.png (the
+    abundance maps, real and generated, in false colour)."""
+    from ubf_core.evaluation.figures import abundance_rows, labelled_rows
+    from ubf_core.synthesis import mix
+
+    scenes = one_per_class(heldout_sources)
+    cols = one_per_class([str(w) for w in want])
+    captions = [str(want[j]) for j in cols]
+    cube_rows = {"real HSI, held-out scenes": (heldout[scenes], [heldout_sources[j] for j in scenes]),
+                 "real RGB images (held out) → Ê·A": (mix(real_maps[cols], endmembers), captions)}
+    map_rows = {"real RGB images (held out)": (real_maps[cols], captions)}
+    for name, cand in candidates.items():
+        tiles = captions if name != "gmm" else ["no class"] * len(cols)   # the pixel GMM knows no classes
+        cube_rows[name] = (cand.cubes[cols], tiles)
+        if cand.abundances is not None:
+            map_rows[name] = (cand.abundances[cols], tiles)
+    labelled_rows(cube_rows, wl, folder / "realism_samples.png", n=len(cols))
+    abundance_rows(map_rows, folder / "realism_abundances.png", n=len(cols))
 
 
 @task(name="evaluate")
@@ -74,6 +211,7 @@ def evaluate_task(params: dict) -> dict:
     ev, g = section(params, "evaluation"), section(params, "generator")
     seed = int(params.get("seed", 0))
     train_real, train_sources, heldout, wl = real_split(params)
+    heldout_sources = heldout_scene_names(params)
 
     syn_path = resolve(params, section(params, "synthesis")["out"])
     syn = open_store(syn_path)
@@ -90,7 +228,9 @@ def evaluate_task(params: dict) -> dict:
     check_grid(str(resolve(params, section(params, "stores")["endmembers"])), e_wl, wl)
     maps, labels, classes = generator_training_set(params)
     registered = str(g.get("name", "ddpm"))
-    candidates = {"real_train": Candidate(train_real), registered: Candidate(syn_cubes, syn_maps)}
+    rng = np.random.default_rng(seed)
+    reference = train_real[np.sort(rng.choice(len(train_real), min(len(train_real), len(syn_cubes)), replace=False))]
+    candidates = {"real_train": Candidate(reference), registered: Candidate(syn_cubes, syn_maps)}
     roles = {"real_train": "reference: the real training patches themselves",
              registered: f"the synthetic store ({syn.attrs.get('generator_model')} "
                          f"v{syn.attrs.get('generator_version')}, registered)"}
@@ -99,15 +239,15 @@ def evaluate_task(params: dict) -> dict:
             continue
         opts = dict(opts or {})
         train = dict(opts.pop("train", {}) or {})
-        log.info("evaluate: training the %s baseline on %d maps (%d epochs)", name, len(maps),
-                 int(train.get("epochs", 10)))
+        log.info("evaluate: training the %s baseline on %d maps (%s steps)", name, len(maps), train.get("steps"))
         cubes, a = baseline_samples(params, name, maps, labels, classes, want, E, opts, train)
         candidates[name] = Candidate(cubes, a)
         roles[name] = f"baseline: {name} trained in this stage on the same maps, same labels"
     gm = dict(ev.get("gmm") or {})
     gmm = PixelGMM(int(gm.get("n_components", 8)), str(gm.get("covariance", "diag")),
                    int(gm.get("max_pixels", 50_000)), seed).fit(train_real)
-    candidates["gmm"] = Candidate(gmm.sample(len(syn_cubes), int(syn_cubes.shape[-1]), seed=seed))
+    gmm_cubes = gmm.sample(len(syn_cubes), int(syn_cubes.shape[-1]), seed=seed)
+    candidates["gmm"] = Candidate(gmm_cubes, unmix_cubes(gmm_cubes, E))
     roles["gmm"] = "baseline: pixel-wise Gaussian mixture of real training spectra (no spatial structure)"
 
     f = dict(ev.get("features") or {})
@@ -121,6 +261,9 @@ def evaluate_task(params: dict) -> dict:
                              kid_subset_size=int(ev.get("kid_subset_size", 100)),
                              max_pixels=int(ev.get("max_pixels", 200_000)), seed=seed)
     table = evaluate_candidates(candidates, heldout, net, maps, settings)
+    log.info("evaluate: realism metrics (C2ST, spatial statistics, class fidelity, memorisation)")
+    realism_table, real_maps = realism(params, {n: c for n, c in candidates.items() if n != "real_train"}, maps,
+                                       labels, heldout, train_real, want)
 
     figures = resolve(params, ev.get("figures", "reports/evaluation"))
     figures.mkdir(parents=True, exist_ok=True)
@@ -132,6 +275,8 @@ def evaluate_task(params: dict) -> dict:
     plot_metric_bars(table, ["F_p", "D_b", "frechet", "precision", "recall"], figures / "metrics.png")
     plot_endmembers(wl, {"endmembers (unmixing model)": E}, figures / "endmembers.png")
     abundance_mosaic(syn_maps[:6], figures / "synthetic_abundances.png")
+    realism_figures(figures, wl, E, heldout, heldout_sources, real_maps, want,
+                    {n: c for n, c in candidates.items() if n != "real_train"})
 
     unmixing_report = resolve(params, section(params, "unmixing").get("metrics", "reports/unmixing.json"))
     reconstruction = json.loads(unmixing_report.read_text()).get("network", {}) if unmixing_report.exists() else {}
@@ -142,7 +287,7 @@ def evaluate_task(params: dict) -> dict:
                                                           "unmixing_version", "config_hash")},
               "params_hash": params_hash(ev, params.get("heldout_sources"), params.get("seed")),
               "reconstruction": {k.removeprefix("val_"): v for k, v in reconstruction.items()},
-              "roles": roles, "generation": table}
+              "roles": roles, "generation": table, "realism": realism_table}
     configure_tracking(resolve(params, "."))
     with mlflow.start_run(experiment_id=experiment("ubf-evaluate", resolve(params, "."))) as run:
         mlflow.log_params({"heldout_sources": ",".join(result["heldout_sources"]), "n_heldout": len(heldout),
@@ -151,6 +296,9 @@ def evaluate_task(params: dict) -> dict:
                            "unmixing_version": syn.attrs.get("unmixing_version")})
         mlflow.log_metrics({f"{n}.{m.replace('/', '_per_')}": v for n, row in table.items()
                             for m, v in row.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"realism.{kind}.{n}.{m}": v for kind in ("abundance", "hsi")
+                            for n, row in realism_table[kind].items() for m, v in row.items()
+                            if isinstance(v, float) and np.isfinite(v)})
         mlflow.log_artifacts(str(figures), "figures")
         with tempfile.TemporaryDirectory() as tmp:
             save_feature_net(net, Path(tmp) / "feature_net")

@@ -41,15 +41,33 @@ def render_samples(abundances: np.ndarray, endmembers: np.ndarray, wavelengths: 
     return path
 
 
+def _rgb_split(params: dict):
+    """The RGB abundance store, split into (training patches, held-out patches): ``heldout_rgb_per_class`` whole
+    images per class (drawn with the seed) are held out for evaluation."""
+    from ubf_core.generators.training_data import heldout_images
+
+    ds = open_store(resolve(params, section(params, "stores")["abundance_rgb"]))
+    out = heldout_images(ds["source"].values, ds["label"].values, int(params.get("heldout_rgb_per_class", 0)),
+                         int(params.get("seed", 0)))
+    return ds.isel(patch=np.flatnonzero(~out)), ds.isel(patch=np.flatnonzero(out))
+
+
+def heldout_rgb_maps(params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Abundance maps (n, k, H, W) and class labels (n,) of the held-out RGB images (no generator saw them)."""
+    ds = _rgb_split(params)[1]
+    return ds["abundance"].values.astype(np.float32), np.array([str(v) for v in ds["label"].values])
+
+
 def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | None]:
     """The generator's training maps (N, k, H, W), their labels (class or None) and the class list (None when
     ``generator.conditional`` is off), from the abundance stores named in params. HSI maps of the scenes in
-    ``heldout_sources`` are left out: evaluation and classification compare against those scenes."""
+    ``heldout_sources`` and RGB maps of the ``heldout_rgb_per_class`` held-out images are left out: evaluation and
+    classification compare against them."""
     from ubf_core.generators.training_data import training_set
 
     g, stores = section(params, "generator"), section(params, "stores")
     source = str(g.get("source", "rgb"))
-    rgb = open_store(resolve(params, stores["abundance_rgb"])) if source in ("rgb", "both") else None
+    rgb = _rgb_split(params)[0] if source in ("rgb", "both") else None
     hsi = open_store(resolve(params, stores["abundance_hsi"])) if source in ("hsi", "both") else None
     if hsi is not None:
         keep = ~np.isin([str(v) for v in hsi["source"].values], [str(s) for s in params.get("heldout_sources") or []])
@@ -72,7 +90,7 @@ def train_generator_task(params: dict) -> dict:
     through the endmembers, quality figures), register it as ``generator.model_name`` with the champion rule."""
     import mlflow
 
-    from ubf_core.generators import make_generator
+    from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
     from ubf_core.generators.quality import nearest_real_angle_deg
     from ubf_core.synthesis import mix
@@ -89,6 +107,7 @@ def train_generator_task(params: dict) -> dict:
     gen = make_generator(str(g.get("name", "ddpm")), maps.shape[1], tuple(maps.shape[2:]), classes,
                          **dict(g.get("options") or {}))
     t = dict(g.get("train") or {})
+    settings = TrainSettings.from_params(t)
     pv = dict(g.get("preview") or {})
 
     configure_tracking(resolve(params, "."))
@@ -103,10 +122,9 @@ def train_generator_task(params: dict) -> dict:
                          "unmixing_model_version": str(e_attrs.get("model_version", "")),
                          "wavelength_nm": json.dumps([float(v) for v in wl])})
         gen.to(pick_device(t.get("device", "auto"), "generator.train.device"))
-        history = gen.fit(maps, labels if classes else None, epochs=int(t.get("epochs", 10)),
-                          batch_size=int(t.get("batch_size", 16)), lr=t.get("lr"), seed=seed,
-                          on_epoch=lambda ep, rec: mlflow.log_metrics(
-                              {k: v for k, v in rec.items() if k != "epoch"}, step=ep))
+        history = gen.fit(maps, labels if classes else None, settings, seed=seed,
+                          on_log=lambda step, rec: mlflow.log_metrics(
+                              {k: v for k, v in rec.items() if k != "step"}, step=step))
         per = int(pv.get("n_per_class", 2))
         want = [c for c in (classes or []) for _ in range(per)] or None
         n = len(want) if want else max(8, per)
@@ -138,7 +156,7 @@ def train_generator_task(params: dict) -> dict:
     log.info("generator %s on %d maps: loss %.4f → %.4f, %s = %.4f; version %d, champion %d", gen.name, len(maps),
              history[0]["loss"], history[-1]["loss"], metric, quality[metric], reg["version"],
              reg["champion_version"])
-    metrics = {**quality, "epochs": len(history), "n_maps": len(maps), "model_version": reg["version"],
+    metrics = {**quality, "steps": settings.steps, "n_maps": len(maps), "model_version": reg["version"],
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
     write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
     write_registration(resolve(params, section(params, "stores").get("generator_model", "stores/generator_model.json")),

@@ -62,8 +62,9 @@ def prepare_rgb(params: dict) -> dict:
     attrs = {"params_hash": params_hash(rgb, patch_p), "seed": params.get("seed")}
     with dask_client(**_dask_options(params)) as client:
         summary = prepare_rgb_store(
-            images, folder, PatchSpec.from_params(patch_p), out, client=client, mode=str(rgb.get("mode", "resize")),
-            resample=str(rgb.get("resample", "lanczos")), images_per_task=int(rgb.get("images_per_task", 64)),
+            images, folder, PatchSpec.from_params({**patch_p, "stride": rgb.get("stride") or patch_p.get("stride")}),
+            out, client=client, mode=str(rgb.get("mode", "resize")), resample=str(rgb.get("resample", "lanczos")),
+            resize_to=rgb.get("resize_to"), images_per_task=int(rgb.get("images_per_task", 64)),
             attrs=attrs, skipped=skipped, base_dir=resolve(params, "."))
     log.info("wrote %s: %d patches from %d images (%d skipped)", out, summary.n_patches, len(images), len(skipped))
     return {"store": str(out), "n_patches": summary.n_patches, "skipped": skipped}

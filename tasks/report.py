@@ -11,10 +11,21 @@ from tasks.params import resolve
 from tasks.registry import configure_tracking, experiment
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
+from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, metric_table, per_class_table,
+                                          table_metrics, verdict_lines)
 from ubf_core.report import Report
 
-GENERATION_COLUMNS = ["set", "n", "F_p", "D_b", "D_b/F_p", "frechet", "kid", "precision", "recall",
+GENERATION_COLUMNS = ["set", "n", "F_p", "D_b", "D_b/F_p", "frechet", "kid_e3", "precision", "recall",
                       "abundance_hist_distance", "sum_to_one_max", "role"]
+# how to read each generation column (table headers and the note under the table)
+GENERATION_DIRECTIONS = {"F_p": "higher is better", "D_b": "higher is better",
+                         "frechet": "lower is better",
+                         "kid_e3": "lower is better", "kid": "lower is better", "precision": "higher is better",
+                         "recall": "higher is better", "abundance_hist_distance": "lower is better",
+                         "sum_to_one_max": "lower is better"}
+FLOOR_ROLE = "floor: two disjoint real sets of the same size"
+REALISM_SECTIONS = {"abundance": "Abundance maps (k endmembers) against the maps of held-out real RGB images",
+                    "hsi": "HSI cubes against held-out real HSI patches"}
 
 
 def _read_json(path: Path) -> dict | None:
@@ -41,6 +52,68 @@ def add_markdown(r: Report, text: str) -> None:
             r.text(line.replace("`", ""))
 
 
+def _header(column: str, directions: dict) -> str:
+    """``column`` with a short reading hint, e.g. "F_p (higher better)"."""
+    hint = directions.get(column, "").replace(" is ", " ")
+    return f"{column} ({hint})" if hint else column
+
+
+def registered_candidate(metrics: dict) -> str:
+    """The candidate that is the synthetic store (its role starts with "the synthetic store"); "ddpm" if none."""
+    for name, role in (metrics.get("roles") or {}).items():
+        if str(role).startswith("the synthetic store"):
+            return name
+    return "ddpm"
+
+
+def add_realism(r: Report, metrics: dict, figures: Path) -> None:
+    """The section "Realism: can a classifier tell?": verdicts for the registered generator, the metric tables
+    (real-vs-real floor first, directions in the headers), class fidelity, and the realism pictures."""
+    r.heading("Realism: can a classifier tell?")
+    realism = metrics.get("realism")
+    if not isinstance(realism, dict) or not realism:
+        r.text("No realism figures yet: run the evaluate stage.", note=True)
+        return
+    candidate = registered_candidate(metrics)
+    directions = realism.get("directions") or {}
+    r.text(f"Verdicts for {candidate} (the registered generator behind the synthetic store), each against the "
+           f"real-vs-real floor (two disjoint real sets of the same size) and the baselines:")
+    for line in verdict_lines(realism, candidate) or [f"No realism figures for {candidate}."]:
+        r.text(line)
+    roles = metrics.get("roles") or {}
+    for key, caption in REALISM_SECTIONS.items():
+        rows = metric_table(realism.get(key))
+        if not rows:
+            continue
+        cols = table_metrics(rows)
+        labels = {m: column_label(m, directions) for m in cols}
+        r.table([{"set": row["set"], **{labels[m]: row.get(m) for m in cols},
+                  "role": FLOOR_ROLE if row["set"] == "real_vs_real" else roles.get(row["set"], "")}
+                 for row in rows], ["set", *labels.values(), "role"], caption=caption)
+    cf = realism.get("class_fidelity")
+    if isinstance(cf, dict):
+        rows = class_fidelity_table(cf)
+        if rows:
+            r.table([{"set": row["set"], column_label("cas", directions): row.get("cas"),
+                      column_label("trts", directions): row.get("trts"), "worst class": row["worst class"],
+                      "best class": row["best class"]} for row in rows],
+                    caption="Class fidelity: CAS = trained on samples, tested on held-out real (the real row: "
+                            "trained and tested on real); TRTS = trained on real, tested on samples"
+                            + (f"; chance {cf['chance']:.3g}" if isinstance(cf.get("chance"), (int, float)) else ""))
+        per_class = per_class_table(cf)
+        if per_class and len(per_class[0]) > 1:
+            r.table(per_class, caption="CAS per class (the real column: trained and tested on real)")
+    if directions:
+        r.text("How to read them: " + "; ".join(f"{m}: {d}" for m, d in directions.items()) + ".", note=True)
+    caption = ("Rows: held-out real, synthetic (registered), baselines; one colour stretch for all rows; captions "
+               "give class or source scene")
+    for name, what in (("realism_samples.png", "HSI patches at 650/550/450 nm"),
+                       ("realism_abundances.png", "abundance maps in false colour (pixel = Σ abundance × "
+                                                  "endmember colour; legend below)")):
+        if (figures / name).is_file():
+            r.image(figures / name, f"{caption}. {what[0].upper() + what[1:]}.")
+
+
 def build_report(params: dict) -> Report:
     """Assemble the report from what the stages wrote: reports/*.json, the evaluation figures, store provenance."""
     ev, stores = section(params, "evaluation"), section(params, "stores")
@@ -63,6 +136,8 @@ def build_report(params: dict) -> Report:
                                               "650/550/450 nm, one stretch per row.")
     r.image(figures / "spectral_profiles.png", "Spectral profiles: random pixels (top) and 6×6 regions, mean with "
                                               "min–max envelope (bottom), as MSF-Diff Fig. 11.")
+    add_realism(r, metrics, figures)
+
     r.heading("Endmembers and abundances")
     r.image(figures / "endmembers.png", "Endmember spectra of the unmixing model (reflectance against wavelength).")
     r.image(figures / "synthetic_abundances.png", "Abundance maps of synthetic samples: one row per sample, one "
@@ -72,14 +147,20 @@ def build_report(params: dict) -> Report:
     roles = metrics.get("roles") or {}
     rows = [{"set": name, **row, "role": roles.get(name, "")} for name, row in (metrics.get("generation") or {}).items()]
     if rows:
-        r.table(rows, GENERATION_COLUMNS)
+        columns = list(GENERATION_COLUMNS)
+        if not any("kid_e3" in row for row in rows) and any("kid" in row for row in rows):
+            columns[columns.index("kid_e3")] = "kid"   # a metrics.json written before KID was reported ×10³
+        r.table([{_header(c, GENERATION_DIRECTIONS): row.get(c) for c in columns} for row in rows],
+                [_header(c, GENERATION_DIRECTIONS) for c in columns])
         r.image(figures / "metrics.png")
     else:
         r.text("No evaluation metrics yet: run the evaluate stage.", note=True)
-    r.text("F_p: point fidelity, D_b: block diversity (HUD; best cosine match per generated pixel / 4×4 block, "
-           "higher is closer to real); frechet, kid: distances between features of a network trained here on the "
-           "real training patches (lower is better); precision/recall: k-NN manifolds (Kynkäänniemi et al. 2019); "
-           "abundance_hist_distance: to the generator's training maps (0 = same distribution).", note=True)
+    r.text("F_p: point fidelity, D_b: block diversity (HUD; best cosine match per generated pixel / 4×4 block; "
+           "higher is better, at most 1); D_b/F_p: their ratio; frechet, kid_e3 (KID ×10³): "
+           "distances between features of a network trained here on the real training patches (lower is better); "
+           "precision, recall: k-NN manifolds (Kynkäänniemi et al. 2019; higher is better); "
+           "abundance_hist_distance: to the generator's training maps (lower is better, 0 = same distribution); "
+           "sum_to_one_max: largest deviation of an abundance sum from 1 (lower is better).", note=True)
     rec = metrics.get("reconstruction") or unmixing.get("network")
     if rec:
         r.heading("Unmixing reconstruction (validation scenes, from 3 bands)")

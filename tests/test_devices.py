@@ -113,7 +113,7 @@ def test_every_training_loop_steps_through_amp_step(monkeypatch):
     """Each training loop of the library backpropagates through AmpStep.step, once per optimiser and batch."""
     from ubf_core.classification import make_classifier, train_classifier
     from ubf_core.features import train_feature_net
-    from ubf_core.generators import make_generator
+    from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.unmixing import UnmixingNet
     from ubf_core.unmixing.training import TrainConfig, train_unmixing
 
@@ -144,7 +144,7 @@ def test_every_training_loop_steps_through_amp_step(monkeypatch):
             "vae": dict(channels=4, levels=1, latent_dim=4), "gan": dict(channels=4, levels=1, latent_dim=4)}
     for name, options in tiny.items():
         gen = make_generator(name, 3, (8, 8), **options)
-        steps = count(lambda: gen.fit(a, epochs=1, batch_size=2, progress=False))
+        steps = count(lambda: gen.fit(a, settings=TrainSettings(steps=2, batch_size=2), progress=False))
         assert steps == (4 if name == "gan" else 2), name        # the GAN steps its discriminator and generator
 
     px, py = rng.random((8, 6, 8, 8), dtype=np.float32), np.array([0, 1, 2, 0, 1, 2, 0, 1])
@@ -179,7 +179,7 @@ def test_cuda_step_runs_in_float16_with_float32_weights():
 @needs_cuda
 def test_cuda_training_loops_stay_finite():
     """Unmixing (SAD loss, arccos) and the generators (KL, spectral norm) train in mixed precision without NaN."""
-    from ubf_core.generators import make_generator
+    from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.unmixing import UnmixingNet
     from ubf_core.unmixing.training import TrainConfig, train_unmixing
 
@@ -199,7 +199,7 @@ def test_cuda_training_loops_stay_finite():
             "vae": dict(channels=4, levels=1, latent_dim=4), "gan": dict(channels=4, levels=1, latent_dim=4)}
     for name, options in tiny.items():
         gen = make_generator(name, 3, (8, 8), ["a", "b"], **options).to("cuda")
-        history = gen.fit(a, ["a", "b"] * 4, epochs=2, batch_size=4, progress=False)
+        history = gen.fit(a, ["a", "b"] * 4, TrainSettings(steps=4, batch_size=4), progress=False)
         assert all(np.isfinite(v) for record in history for v in record.values()), name
         for net_ in gen.networks().values():
             assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in net_.parameters()), name

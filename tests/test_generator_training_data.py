@@ -42,11 +42,11 @@ def test_bad_training_sets_are_refused(args, match):
 
 
 def test_a_conditional_model_trains_on_maps_without_class():
-    from ubf_core.generators import make_generator
+    from ubf_core.generators import TrainSettings, make_generator
 
     gen = make_generator("vae", 3, (8, 8), ["Beach", "Forest"])
-    history = gen.fit(_maps(8), ["Beach", None, "Forest", None, "Beach", "Forest", None, None], epochs=1,
-                      batch_size=4, progress=False)
+    history = gen.fit(_maps(8), ["Beach", None, "Forest", None, "Beach", "Forest", None, None],
+                      TrainSettings(steps=2, batch_size=4), progress=False)
     assert np.isfinite(history[0]["loss"])
     with pytest.raises(UBFInputError, match="'Desert' is not one the model was trained on"):
-        gen.fit(_maps(2), ["Desert", None], epochs=1, progress=False)
+        gen.fit(_maps(2), ["Desert", None], TrainSettings(steps=1), progress=False)

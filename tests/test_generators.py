@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ubf_core.errors import UBFInputError
-from ubf_core.generators import AbundanceGenerator, load_generator, make_generator, sample_seed
+from ubf_core.generators import AbundanceGenerator, TrainSettings, load_generator, make_generator, sample_seed
 from ubf_core.generators.constraints import abundance_floor, to_abundances, to_diffusion_space
 
 K, SIZE, T = 3, (8, 8), 50
@@ -65,9 +65,9 @@ def trained():
     models = {}
     for name in ("ddpm", "vae", "gan"):
         models[name] = build(name, CLASSES)
-        models[name].fit(maps, labels, epochs=2, batch_size=16, seed=0, progress=False)
+        models[name].fit(maps, labels, TrainSettings(steps=4, batch_size=16), seed=0, progress=False)
     models["ddpm-uncond"] = build("ddpm")
-    models["ddpm-uncond"].fit(maps, epochs=1, batch_size=16, seed=0, progress=False)
+    models["ddpm-uncond"].fit(maps, settings=TrainSettings(steps=2, batch_size=16), seed=0, progress=False)
     return models
 
 
@@ -76,7 +76,7 @@ def trained():
 @pytest.mark.parametrize("sampler,steps", SAMPLERS)
 def test_ddpm_samples_are_on_the_simplex(constraint, sampler, steps):
     gen = build("ddpm", constraint=constraint)
-    gen.fit(smooth_abundances(16)[0], epochs=1, batch_size=8, progress=False)
+    gen.fit(smooth_abundances(16)[0], settings=TrainSettings(steps=2, batch_size=8), progress=False)
     assert_on_simplex(gen.sample(3, seed=1, sampler=sampler, steps=steps), 3)
 
 
@@ -141,21 +141,22 @@ def test_fit_is_deterministic_given_the_seed():
     runs = []
     for _ in range(2):
         gen = build("ddpm")
-        history = gen.fit(maps, epochs=2, batch_size=8, seed=3, progress=False)
+        history = gen.fit(maps, settings=TrainSettings(steps=4, batch_size=8, log_every=2), seed=3, progress=False)
         runs.append((history, gen.sample(2, seed=0, sampler="ddim", steps=4)))
     assert runs[0][0] == runs[1][0]
     assert np.array_equal(runs[0][1], runs[1][1])
 
 
 # ---------------------------------------------------------------------------------------------- training
-def test_ddpm_fit_lowers_the_loss_and_reports_each_epoch():
+def test_ddpm_fit_lowers_the_loss_and_reports_every_log_interval():
     maps, _ = smooth_abundances(64, seed=1)
     gen = build("ddpm")
     seen = []
-    history = gen.fit(maps, epochs=6, batch_size=16, lr=3e-3, seed=0, progress=True,
-                      on_epoch=lambda epoch, record: seen.append((epoch, record)))
-    assert [r["epoch"] for r in history] == list(range(1, 7))
-    assert seen == [(r["epoch"], r) for r in history]
+    history = gen.fit(maps, settings=TrainSettings(steps=24, batch_size=16, lr=3e-3, log_every=4, warmup_steps=8), seed=0,
+                      progress=True, on_log=lambda step, record: seen.append((step, record)))
+    assert [r["step"] for r in history] == list(range(4, 25, 4))
+    assert seen == [(r["step"], r) for r in history]
+    assert history[0]["lr"] < history[1]["lr"] and history[-1]["lr"] < history[1]["lr"]   # warm-up, then decay
     losses = [r["loss"] for r in history]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-2:]) < 0.8 * losses[0], losses
@@ -165,9 +166,10 @@ def test_ddpm_fit_lowers_the_loss_and_reports_each_epoch():
 def test_vae_gan_history(name):
     gen = build(name, CLASSES)
     maps, labels = smooth_abundances(16, classes=2)
-    history = gen.fit(maps, [CLASSES[c] for c in labels], epochs=2, batch_size=8, progress=False)
+    history = gen.fit(maps, [CLASSES[c] for c in labels], TrainSettings(steps=4, batch_size=8, log_every=2),
+                      progress=False)
     assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
-    expected = {"epoch", "loss", "recon", "kl"} if name == "vae" else {"epoch", "loss", "loss_d"}
+    expected = {"step", "lr", "loss", "recon", "kl"} if name == "vae" else {"step", "lr", "loss", "loss_d"}
     assert set(history[0]) == expected
 
 

@@ -50,6 +50,19 @@ def test_rgb_patches_resize_and_crop():
         rgb_patches(img, PatchSpec(32, 32), "stretch")
 
 
+def test_rgb_patches_crop_after_resize():
+    """crop with resize_to tiles the resized image: 150 px -> 64 px, patches of 32 every 16 px = 3 x 3."""
+    from PIL import Image
+
+    img = np.random.default_rng(1).integers(0, 256, (150, 150, 3), dtype=np.uint8)
+    arr, origins = rgb_patches(img, PatchSpec(32, 16), "crop", resize_to=64)
+    assert arr.shape == (9, 3, 32, 32) and origins[-1] == (32, 32)
+    small = np.asarray(Image.fromarray(img).resize((64, 64), Image.Resampling.LANCZOS))
+    np.testing.assert_allclose(arr[4], small[16:48, 16:48].transpose(2, 0, 1) / 255.0)
+    with pytest.raises(UBFInputError, match="rgb.resize_to"):
+        rgb_patches(img, PatchSpec(32, 16), "crop", resize_to=16)
+
+
 def _store(n=3, bands=5):
     data = np.random.default_rng(1).random((n, bands, 4, 4), dtype=np.float32)
     return xr.Dataset({"reflectance": (("patch", "wavelength", "y", "x"), data)},

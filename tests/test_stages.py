@@ -126,10 +126,10 @@ def _shrink_params(work: Path) -> None:
     """The embedded sample and every stage as shipped, with fewer training epochs and samples (test time)."""
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["unmixing"]["train"]["epochs"] = 3
-    params["generator"]["train"]["epochs"] = 2
+    params["generator"]["train"].update(steps=4, warmup_steps=1, log_every=2)
     params["synthesis"].update(n=8, block_size=4)
     for name in ("vae", "gan"):
-        params["evaluation"]["generators"][name]["train"]["epochs"] = 2
+        params["evaluation"]["generators"][name]["train"]["steps"] = 4
     params["evaluation"]["features"]["epochs"] = 2
     params["classification"].update(seeds=[0, 1], n_per_class=8, train={"epochs": 2, "batch_size": 16})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -67,21 +67,27 @@ def extract_patches(cube: np.ndarray, origins: list[tuple[int, int]], size: int)
 
 
 def rgb_patches(image: np.ndarray, spec: PatchSpec, mode: str = "resize", resample: str = "lanczos",
-                where: str = "image") -> tuple[np.ndarray, list[tuple[int, int]]]:
+                where: str = "image", resize_to: int | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Patches of an 8-bit RGB image (H, W, 3) → (float32 array (n, 3, size, size) in [0, 1], origins).
 
     ``mode="resize"`` resizes the whole image to one ``size`` × ``size`` patch (origin (0, 0));
-    ``mode="crop"`` tiles it with ``spec.stride`` (an image smaller than a patch is an error naming ``where``).
+    ``mode="crop"`` tiles it with ``spec.stride`` (an image smaller than a patch is an error naming ``where``),
+    after resizing it to ``resize_to`` × ``resize_to`` pixels when given (origins are in the resized image).
     Values stay display-encoded (sRGB, as stored), scaled by 1/255.
     """
+    if mode not in ("resize", "crop"):
+        raise UBFInputError("params.yaml", f"rgb.mode '{mode}' unknown; use resize or crop")
+    if resample not in _RESAMPLE:
+        raise UBFInputError("params.yaml", f"rgb.resample '{resample}' unknown; use one of {sorted(_RESAMPLE)}")
     if mode == "resize":
-        if resample not in _RESAMPLE:
-            raise UBFInputError("params.yaml", f"rgb.resample '{resample}' unknown; use one of {sorted(_RESAMPLE)}")
         img = Image.fromarray(image).resize((spec.size, spec.size), _RESAMPLE[resample])
         arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
         return arr, [(0, 0)]
-    if mode == "crop":
-        origins = patch_origins(image.shape[0], image.shape[1], spec, where)
-        chw = image.transpose(2, 0, 1)
-        return extract_patches(chw, origins, spec.size).astype(np.float32) / 255.0, origins
-    raise UBFInputError("params.yaml", f"rgb.mode '{mode}' unknown; use resize or crop")
+    if resize_to is not None:
+        if isinstance(resize_to, bool) or not isinstance(resize_to, int) or resize_to < spec.size:
+            raise UBFInputError("params.yaml", f"rgb.resize_to must be an integer ≥ patch.size {spec.size}, "
+                                               f"got {resize_to!r}")
+        image = np.asarray(Image.fromarray(image).resize((resize_to, resize_to), _RESAMPLE[resample]))
+    origins = patch_origins(image.shape[0], image.shape[1], spec, where)
+    chw = image.transpose(2, 0, 1)
+    return extract_patches(chw, origins, spec.size).astype(np.float32) / 255.0, origins

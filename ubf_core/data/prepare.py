@@ -169,12 +169,13 @@ def prepare_hsi_store(sources: Sequence[HSISource], grid: SpectralGrid, spec: Pa
 
 
 def _rgb_part(images: Sequence[RGBImage], classes: list[str], root: Path, spec: PatchSpec, mode: str,
-              resample: str, part: Path) -> dict:
+              resample: str, resize_to: int | None, part: Path) -> dict:
     """A batch of RGB images → one part store. Runs on a Dask worker."""
     arrays, labels, sources, origins = [], [], [], []
     for img in images:
         rel = str(Path(img.path).relative_to(root))
-        patches, orig = rgb_patches(read_rgb(img.path), spec, mode, resample, where=str(img.path))
+        patches, orig = rgb_patches(read_rgb(img.path), spec, mode, resample, where=str(img.path),
+                                    resize_to=resize_to)
         arrays.append(patches)
         labels += [img.label] * len(patches)
         sources += [rel] * len(patches)
@@ -197,10 +198,12 @@ def _rgb_part(images: Sequence[RGBImage], classes: list[str], root: Path, spec: 
 
 
 def prepare_rgb_store(images: Sequence[RGBImage], root: str | Path, spec: PatchSpec, out: str | Path, *, client,
-                      mode: str = "resize", resample: str = "lanczos", images_per_task: int = 64,
+                      mode: str = "resize", resample: str = "lanczos", resize_to: int | None = None,
+                      images_per_task: int = 64,
                       attrs: dict | None = None, skipped: dict[str, str] | None = None,
                       base_dir: str | Path | None = None) -> PrepareSummary:
-    """Cut every RGB image into patches (batches of ``images_per_task`` per Dask task) and write the RGB store.
+    """Cut every RGB image into patches (batches of ``images_per_task`` per Dask task) and write the RGB store;
+    ``mode``, ``resample`` and ``resize_to`` as in :func:`ubf_core.data.patches.rgb_patches`.
     The folder's path in the attrs (``source_checksums``) is relative to ``base_dir`` when inside it."""
     root = Path(root)
     if not images:
@@ -211,12 +214,13 @@ def prepare_rgb_store(images: Sequence[RGBImage], root: str | Path, spec: PatchS
     with staging_dir(out) as tmp:
         parts = [tmp / f"part-{i:05d}.zarr" for i in range(len(batches))]
         _run_parts(client, _rgb_part, batches, parts, "prepare_rgb: image batches", classes=classes,
-                             root=root, spec=spec, mode=mode, resample=resample)
+                             root=root, spec=spec, mode=mode, resample=resample, resize_to=resize_to)
         counts: dict[str, int] = {}
         for img in images:
             counts[img.label] = counts.get(img.label, 0) + 1
         attrs = {**(attrs or {}), "kind": "rgb_patches", "encoding": "sRGB display values / 255",
                  "classes": classes, "images_per_class": counts, "patch_size": spec.size, "mode": mode,
+                 "patch_stride": spec.stride, "resize_to": resize_to,
                  "source_checksums": {_path_label(root, base_dir): file_checksum(root)},
                  "skipped_images": skipped or {}}
         ds = write_store_from_parts(parts, out, attrs, client)

@@ -67,7 +67,7 @@ def evaluate_candidates(candidates: dict[str, Candidate], heldout: np.ndarray, n
     """{candidate name: {metric: value}} for every candidate against the held-out real cubes (n, C, H, W).
 
     Metrics (definitions in :mod:`ubf_core.generation_metrics`): ``F_p``, ``D_b``, ``D_b/F_p``, ``frechet``,
-    ``kid`` (and ``kid_std``), ``precision``, ``recall``; with abundances also ``abundance_hist_distance`` (to
+    ``kid_e3`` (KID × 10³, and ``kid_std_e3``), ``precision``, ``recall``; with abundances also ``abundance_hist_distance`` (to
     ``training_abundances`` (N, k, H, W)) and ``sum_to_one_max`` / ``abundance_min``. ``n`` is the set's size.
     The minimum set size is ``settings.pr_k + 1`` cubes (precision/recall), also for the held-out set.
     """
@@ -89,7 +89,7 @@ def evaluate_candidates(candidates: dict[str, Candidate], heldout: np.ndarray, n
                                                  seed=settings.seed)
         precision, recall = precision_recall(real_feat, feat, k=settings.pr_k)
         row = {"n": len(cand.cubes), "F_p": fp, "D_b": db, "D_b/F_p": db / fp if fp else float("nan"),
-               "frechet": frechet_distance(feat, real_feat), "kid": kid, "kid_std": kid_std,
+               "frechet": frechet_distance(feat, real_feat), "kid_e3": 1e3 * kid, "kid_std_e3": 1e3 * kid_std,
                "precision": precision, "recall": recall}
         if cand.abundances is not None:
             res = sum_to_one_residual(cand.abundances)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 from ubf_core.devices import AmpStep
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch, sample_generators
+from ubf_core.generators.training import TrainSettings, WeightEMA, dihedral, lr_factor
 
 __all__ = ["AbundanceGenerator", "SIMPLEX_TOLERANCE", "SAVED_GENERATOR_FILE", "own_copy", "own_memory"]
 
@@ -92,8 +92,8 @@ class AbundanceGenerator(abc.ABC):
         """The model's networks by name (what ``save`` stores)."""
 
     @abc.abstractmethod
-    def _make_optimizers(self, lr: float) -> None:
-        """Create fresh optimisers for a ``fit`` call."""
+    def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        """Create fresh optimisers for a ``fit`` call and return them (the lr schedule applies to each)."""
 
     @abc.abstractmethod
     def _train_step(self, abundances: torch.Tensor, labels: torch.Tensor | None,
@@ -130,23 +130,28 @@ class AbundanceGenerator(abc.ABC):
             net.to(self.device)
         return self
 
-    def fit(self, abundances: np.ndarray, labels: np.ndarray | None = None, *, epochs: int = 10,
-            batch_size: int = 16, lr: float | None = None, seed: int = 0, progress: bool = True,
-            on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
-        """Train on abundance maps; returns the per-epoch history.
+    def fit(self, abundances: np.ndarray, labels: np.ndarray | None = None,
+            settings: TrainSettings = TrainSettings(), *, seed: int = 0, progress: bool = True,
+            on_log: Callable[[int, dict], None] | None = None) -> list[dict]:
+        """Train on abundance maps for ``settings.steps`` optimizer steps; returns the history.
 
         abundances: (N, k, H, W) float, non-negative and summing to one over k at every pixel (±1e-3), with
             (H, W) equal to ``size``.
         labels: (N,) class indices or class names (from ``classes``), or None for a map of no class (it trains
             the unconditional branch); required for a conditional model, refused by an unconditional one.
-        epochs, batch_size, lr (None: the model's ``default_lr``), seed: optimisation settings; the seed fixes the
-            shuffling and every random draw of training.
-        on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (e.g. to log to MLflow).
-        Each history record is ``{"epoch": e, "loss": …, …}``, losses averaged over the epoch's maps.
-        On a CUDA device the networks train in mixed precision (float16 forward passes, float32 weights and
-        losses, scaled gradients); on the CPU in float32.
+        settings: steps, batch size, learning-rate warm-up and decay, weight EMA, augmentation
+            (:class:`~ubf_core.generators.training.TrainSettings`); seed fixes the shuffling, the augmentation and
+            every random draw of training.
+        on_log: called as ``on_log(step, record)`` every ``settings.log_every`` steps and after the last one.
+        Batches are drawn without replacement, reshuffled after each pass over the maps. With ``ema_decay`` > 0
+        the networks end holding the EMA of their weights (what ``sample`` and ``save`` then use).
+        Each history record is ``{"step": s, "lr": …, "loss": …, …}``, losses averaged over the steps since the
+        previous record. On a CUDA device the networks train in mixed precision (float16 forward passes, float32
+        weights and losses, scaled gradients); on the CPU in float32.
         """
         where = f"{self.name} generator.fit"
+        if isinstance(labels, TrainSettings):
+            raise UBFInputError(where, "TrainSettings given as labels: pass it as settings=…")
         x = self._check_abundances(abundances, where)
         y = None
         if self.conditional:
@@ -155,34 +160,50 @@ class AbundanceGenerator(abc.ABC):
             y = torch.as_tensor(self._class_indices(labels, len(x), where, allow_none=True), dtype=torch.long)
         elif labels is not None:
             raise UBFInputError(where, "labels given, but this model was built without classes")
-        epochs, batch_size = _positive_int(epochs, where, "epochs"), _positive_int(batch_size, where, "batch_size")
-        lr = self.default_lr if lr is None else float(lr)
-        if not lr > 0:
-            raise UBFInputError(where, f"lr must be positive, got {lr}")
+        if not isinstance(settings, TrainSettings):
+            raise UBFInputError(where, f"settings must be a TrainSettings, got {type(settings).__name__}")
+        lr = self.default_lr if settings.lr is None else float(settings.lr)
+        batch_size = min(settings.batch_size, len(x))
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         history: list[dict] = []
-        n_batches = math.ceil(len(x) / batch_size)
         with deterministic_torch():
             self._amp = AmpStep(self.device)
-            self._make_optimizers(lr)
+            optimizers = self._make_optimizers(lr)
+            schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, settings))
+                         for opt in optimizers]
+            ema = WeightEMA(self.networks(), settings.ema_decay) if settings.ema_decay > 0 else None
             for net in self.networks().values():
                 net.train()
-            for epoch in range(1, epochs + 1):
-                order = torch.randperm(len(x), generator=gen)
-                sums: dict[str, float] = {}
-                bar = tqdm(range(n_batches), desc=f"{self.name} epoch {epoch}/{epochs}", unit="batch",
-                           disable=not progress, leave=False)
-                for b in bar:
-                    idx = order[b * batch_size:(b + 1) * batch_size]
-                    yb = None if y is None else self._drop_labels(y[idx], gen)
-                    parts = self._train_step(x[idx].to(self.device), None if yb is None else yb.to(self.device), gen)
-                    for key, value in parts.items():
-                        sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
-                    bar.set_postfix(loss=f"{parts['loss']:.4g}")
-                record = {"epoch": epoch, **{key: value / len(x) for key, value in sums.items()}}
-                history.append(record)
-                if on_epoch is not None:
-                    on_epoch(epoch, record)
+            order, cursor = torch.randperm(len(x), generator=gen), 0
+            sums: dict[str, float] = {}
+            since = 0
+            bar = tqdm(range(1, settings.steps + 1), desc=f"{self.name} training", unit="step",
+                       disable=not progress, leave=False)
+            for step in bar:
+                if cursor + batch_size > len(x):
+                    order, cursor = torch.randperm(len(x), generator=gen), 0
+                idx = order[cursor:cursor + batch_size]
+                cursor += batch_size
+                xb = dihedral(x[idx], gen) if settings.augment else x[idx]
+                yb = None if y is None else self._drop_labels(y[idx], gen)
+                current_lr = optimizers[0].param_groups[0]["lr"]
+                parts = self._train_step(xb.to(self.device), None if yb is None else yb.to(self.device), gen)
+                for schedule in schedules:
+                    schedule.step()
+                if ema is not None:
+                    ema.update()
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                since += 1
+                if step % settings.log_every == 0 or step == settings.steps:
+                    record = {"step": step, "lr": current_lr, **{k: v / since for k, v in sums.items()}}
+                    history.append(record)
+                    bar.set_postfix(loss=f"{record['loss']:.4g}")
+                    if on_log is not None:
+                        on_log(step, record)
+                    sums, since = {}, 0
+            if ema is not None:
+                ema.copy_to()
             for net in self.networks().values():
                 net.eval()
         return history

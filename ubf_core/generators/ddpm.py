@@ -143,8 +143,9 @@ class DDPMGenerator(AbundanceGenerator):
         raise UBFInputError("ddpm generator.sample", f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
     # ------------------------------------------------------------------------------------------------ training
-    def _make_optimizers(self, lr: float) -> None:
+    def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         self._optimizer = torch.optim.Adam(self.unet.parameters(), lr=lr)
+        return [self._optimizer]
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:
         """ε-prediction loss: ‖ε − ε_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t, class)‖² with t uniform in 0 … T−1."""

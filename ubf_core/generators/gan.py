@@ -71,9 +71,10 @@ class GANGenerator(LatentConvGenerator):
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
-    def _make_optimizers(self, lr: float) -> None:
+    def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.0, 0.9))
         self._opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.0, 0.9))
+        return [self._opt_g, self._opt_d]
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:
         b = len(abundances)

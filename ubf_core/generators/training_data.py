@@ -9,6 +9,30 @@ from ubf_core.errors import UBFInputError
 SOURCES = ("rgb", "hsi", "both")
 
 
+def heldout_images(sources, labels, per_class: int, seed: int = 0) -> np.ndarray:
+    """Which patches belong to held-out RGB images: ``per_class`` whole images of every class, drawn with
+    ``seed`` (patches of one image share its ``sources`` entry, so no held-out image leaks into training).
+
+    sources, labels: (N,) the image and the class of each patch. Returns a boolean mask (N,), True = held out.
+    A class with no more than ``per_class`` images is a UBFInputError naming it (nothing would be left to train on).
+    """
+    sources = np.asarray([str(s) for s in sources])
+    labels = np.asarray([str(v) for v in labels])
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 0:
+        raise UBFInputError("heldout_rgb_per_class", f"must be an integer ≥ 0, got {per_class!r}")
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(sources), dtype=bool)
+    if per_class == 0:
+        return out
+    for cls in sorted(set(labels.tolist())):
+        images = sorted(set(sources[labels == cls].tolist()))
+        if len(images) <= per_class:
+            raise UBFInputError("heldout_rgb_per_class", f"class {cls!r} has {len(images)} images; holding out "
+                                                         f"{per_class} would leave none to train on")
+        out |= np.isin(sources, rng.choice(images, per_class, replace=False))
+    return out
+
+
 def training_set(source: str, rgb: np.ndarray | None, rgb_labels: np.ndarray | None, hsi: np.ndarray | None,
                  hsi_share: float = 0.5, seed: int = 0) -> tuple[np.ndarray, list]:
     """Abundance maps (N, k, H, W) and their labels (class name, or None for an HSI map, which has no class).

@@ -67,8 +67,9 @@ class VAEGenerator(LatentConvGenerator):
     def networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
 
-    def _make_optimizers(self, lr: float) -> None:
+    def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         self._optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        return [self._optimizer]
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:
         with self._amp.autocast():

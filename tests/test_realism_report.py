@@ -1,0 +1,237 @@
+"""The realism verdicts, the captioned realism figures, and the report section that shows them (tiny, no training)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ubf_core.evaluation.figures import (abundance_rows, cubes_to_rgb, endmember_colours, labelled_rows,
+                                         rgb_stretch, tile_layout)
+from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, metric_table, per_class_table,
+                                          table_metrics, verdict_lines)
+
+REALISM = {
+    "abundance": {
+        "ddpm": {"n": 128, "c2st": 0.81, "c2st_stderr": 0.03, "psd_distance": 0.12, "gradient_distance": 0.03,
+                 "purity_distance": 0.05, "nn_ratio": 0.95, "copy_share": 0.0},
+        "real_vs_real": {"n": 128, "c2st": 0.53, "c2st_stderr": 0.03, "psd_distance": 0.05,
+                         "gradient_distance": 0.01, "purity_distance": 0.02, "nn_ratio": 0.98, "copy_share": 0.0},
+        "vae": {"c2st": 0.95, "psd_distance": 0.30, "nn_ratio": 0.2, "copy_share": 0.4},
+        "gan": {"c2st": 0.97, "psd_distance": 0.10},
+        "gmm": {"c2st": 1.0},
+    },
+    "hsi": {"real_vs_real": {"n": 64, "c2st": 0.55, "c2st_stderr": 0.04},
+            "ddpm": {"n": 64, "c2st": 0.60, "c2st_stderr": 0.04, "psd_distance": 0.2}},
+    "class_fidelity": {"chance": 0.125, "classes": ["Airport", "Beach", "Urban"],
+                       "real_floor": {"accuracy": 0.6, "per_class": {"Airport": 0.7, "Beach": 0.5, "Urban": 0.6}},
+                       "ddpm": {"cas": 0.4, "cas_per_class": {"Airport": 0.55, "Beach": 0.2, "Urban": 0.45},
+                                "trts": 0.3},
+                       "vae": {"cas": 0.25, "cas_per_class": {"Airport": 0.3}, "trts": 0.5}},
+    "directions": {"c2st": "0.5 is ideal: a classifier cannot tell (closer to 0.5 is better)",
+                   "psd_distance": "lower is better", "cas": "higher is better"},
+}
+
+
+def _line(lines: list[str], start: str) -> str:
+    found = [line for line in lines if line.startswith(start)]
+    assert len(found) == 1, (start, lines)
+    return found[0]
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+
+def test_verdicts_compare_with_the_floor_and_each_baseline():
+    lines = verdict_lines(REALISM, "ddpm")
+    c2st = _line(lines, "C2ST on abundance maps")
+    assert "0.81 ± 0.03" in c2st and "real-vs-real floor 0.53" in c2st and "worse than the floor by 0.28" in c2st
+    assert "better than vae (0.95), gan (0.97), gmm (1.00)" in c2st
+    psd = _line(lines, "Radial power-spectrum distance on abundance maps")
+    assert "2.4× the floor" in psd and "better than vae (0.3)" in psd and "worse than gan (0.1)" in psd
+    assert "gmm" not in psd                      # gmm has no psd_distance: not compared
+    # a c2st of 0.45 is as far from 0.5 as 0.55: closer to 0.5 wins, whichever side
+    near = copy.deepcopy(REALISM)
+    near["abundance"]["ddpm"]["c2st"] = 0.45
+    near["abundance"]["gan"]["c2st"] = 0.40
+    c2st = _line(verdict_lines(near, "ddpm"), "C2ST on abundance maps")
+    assert "within noise of the floor" in c2st and "better than vae (0.95), gan (0.40), gmm (1.00)" in c2st
+    near["abundance"]["ddpm"]["c2st"] = 0.52
+    assert "as hard to tell from real as real data is from itself" in verdict_lines(near, "ddpm")[0]
+
+
+def test_memorisation_is_flagged_and_copying_denied_otherwise():
+    lines = verdict_lines(REALISM, "ddpm")
+    assert "no sign of copying" in _line(lines, "Nearest-neighbour ratio on abundance maps")
+    assert "no sign of copying" in _line(lines, "Share of near-copies")
+    vae = verdict_lines(REALISM, "vae")
+    assert "looks like copies of the training set" in _line(vae, "Nearest-neighbour ratio on abundance maps")
+    assert "looks like copies of the training set" in _line(vae, "Share of near-copies")
+    only_share = copy.deepcopy(REALISM)
+    only_share["abundance"]["vae"]["nn_ratio"] = 1.0   # not copied by one measure, copied by the other
+    vae = verdict_lines(only_share, "vae")
+    assert "no sign of copying" in _line(vae, "Nearest-neighbour ratio")
+    assert "looks like copies" in _line(vae, "Share of near-copies")
+
+
+def test_missing_metrics_are_skipped_and_a_missing_floor_is_said():
+    lines = verdict_lines(REALISM, "ddpm")
+    hsi = [line for line in lines if "HSI cubes" in line]
+    assert len(hsi) == 2                        # c2st and psd only: no gradient/purity/memorisation lines
+    assert "no floor measured" in _line(hsi, "Radial power-spectrum distance on HSI cubes")
+    assert "real-vs-real floor 0.55" in _line(hsi, "C2ST on HSI cubes")
+    gmm = verdict_lines(REALISM, "gmm")
+    assert [line.split(":")[0] for line in gmm if "abundance" in line] == ["C2ST on abundance maps"]
+    assert "No realism figures for gmm on HSI cubes." in gmm and "No class-fidelity figures for gmm." in gmm
+    assert verdict_lines({}, "ddpm") == [] and verdict_lines(None, "ddpm") == []
+
+
+def test_class_fidelity_verdicts_and_tables():
+    lines = verdict_lines(REALISM, "ddpm")
+    cas = _line(lines, "Classification accuracy score")
+    assert "0.4 (higher is better)" in cas and "from 0.2 (Beach) to 0.55 (Airport)" in cas
+    assert "real data (train and test on real) 0.6" in cas and "chance 0.125" in cas
+    assert "0.2 below real data" in cas and "better than vae (0.25)" in cas
+    trts = _line(lines, "TRTS")
+    assert "0.3" in trts and "worse than vae (0.5)" in trts
+
+    rows = class_fidelity_table(REALISM["class_fidelity"])
+    assert [r["set"] for r in rows] == ["real (train and test on real)", "ddpm", "vae"]
+    assert rows[1]["worst class"] == "Beach 0.2" and rows[1]["best class"] == "Airport 0.55"
+    per = per_class_table(REALISM["class_fidelity"])
+    assert [r["class"] for r in per] == ["Airport", "Beach", "Urban"] and per[1] == {
+        "class": "Beach", "real": 0.5, "ddpm": 0.2, "vae": None}
+
+
+def test_metric_table_puts_the_floor_first():
+    rows = metric_table(REALISM["abundance"])
+    assert [r["set"] for r in rows] == ["real_vs_real", "ddpm", "vae", "gan", "gmm"]
+    assert rows[0]["c2st"] == 0.53 and metric_table(None) == []
+    assert table_metrics(rows)[:3] == ["n", "c2st", "c2st_stderr"]
+    assert column_label("c2st") == "c2st (0.5 best)" and column_label("psd_distance") == "psd_distance (lower better)"
+    assert column_label("new_metric", {"new_metric": "higher is better"}) == "new_metric (higher better)"
+    assert column_label("n") == "n"
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+WL = np.linspace(400, 1000, 25)
+
+
+def _cubes(seed: int, n: int = 5, size: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.05, 0.5, (n, len(WL), size, size)).astype(np.float32)
+
+
+def _png(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_labelled_rows_share_one_stretch(tmp_path):
+    real = _cubes(0)
+    caps = [f"class {i}" for i in range(len(real))]
+    one = labelled_rows({"held-out real": (real, caps)}, WL, tmp_path / "one.png", n=4, scale=2)
+    rows = {"held-out real": (real, caps), "copy": (real.copy(), caps), "brighter": (real * 2, caps)}
+    three = labelled_rows(rows, WL, tmp_path / "three.png", n=4, scale=2)
+    a, b = _png(one), _png(three)
+    assert b.shape[0] > a.shape[0] and b.shape[1] == a.shape[1]
+    assert not list(tmp_path.glob(".*"))             # no temporary file left behind
+
+    layout = tile_layout(list(rows), 4, 8, 8, 2)
+    assert (layout.height, layout.width) == b.shape[:2]
+
+    def tile(name, j):
+        x0, y0, x1, y1 = layout.boxes[name][j]
+        return b[y0:y1, x0:x1]
+
+    stretch = rgb_stretch(real, WL)
+    expected = cubes_to_rgb(real[[0]], WL, stretch)[0].repeat(2, axis=0).repeat(2, axis=1)
+    np.testing.assert_array_equal(tile("held-out real", 0), expected)   # tiles sit where the layout says
+    for j in range(4):
+        np.testing.assert_array_equal(tile("copy", j), tile("held-out real", j))
+        # one stretch for all rows: twice the reflectance renders brighter (a stretch per row would hide it)
+        assert tile("brighter", j).astype(int).mean() > tile("held-out real", j).astype(int).mean() + 20
+
+    # an explicit stretch is used as given: a stretch far above the data renders black
+    labelled_rows({"dark": (real, caps)}, WL, tmp_path / "dark.png", n=4, scale=2,
+                  stretch=np.array([[5.0] * 3, [6.0] * 3]))
+    x0, y0, x1, y1 = tile_layout(["dark"], 4, 8, 8, 2).boxes["dark"][0]
+    assert _png(tmp_path / "dark.png")[y0:y1, x0:x1].max() == 0
+
+    with pytest.raises(ValueError, match="3 captions for 5 tiles"):
+        labelled_rows({"bad": (real, caps[:3])}, WL, tmp_path / "bad.png")
+
+
+def test_abundance_rows_colour_pure_pixels_by_endmember(tmp_path):
+    k, n, s = 3, 4, 6
+    pure = np.zeros((n, k, s, s), np.float32)
+    for i in range(n):
+        pure[i, i % k] = 1.0
+    mixed = np.full((n, k, s, s), 1 / k, np.float32)
+    rows = {"held-out real": (pure, ["a", "b", "c", "d"]), "synthetic": (mixed, ["x"] * n)}
+    path = abundance_rows(rows, tmp_path / "abu.png", n=n, scale=2)
+    img = _png(path)
+    layout = tile_layout(list(rows), n, s, s, 2)
+    assert img.shape[1] == layout.width and img.shape[0] > layout.legend_top   # the legend sits under the grid
+    colours = (endmember_colours(k) * 255).round().astype(np.uint8)
+    for i in range(n):
+        x0, y0, x1, y1 = layout.boxes["held-out real"][i]
+        assert (img[y0:y1, x0:x1] == colours[i % k]).all()
+    x0, y0, x1, y1 = layout.boxes["synthetic"][0]
+    blend = np.round(endmember_colours(k).mean(axis=0) * 255)
+    assert np.abs(img[y0:y1, x0:x1].astype(float) - blend).max() <= 1
+    assert len({tuple(c) for c in colours}) == k                                  # distinct colours
+    with pytest.raises(ValueError, match="different numbers of endmembers"):
+        abundance_rows({"a": (pure, []), "b": (pure[:, :2], [])}, tmp_path / "bad.png")
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def _project(tmp_path, metrics: dict, pictures: bool = True) -> dict:
+    (tmp_path / "reports" / "evaluation").mkdir(parents=True)
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps(metrics))
+    if pictures:
+        real = _cubes(0)
+        labelled_rows({"held-out real": (real, ["Beach"] * 5), "hud": (real, ["Beach"] * 5)}, WL,
+                      tmp_path / "reports" / "evaluation" / "realism_samples.png", n=2)
+    return {"_root": str(tmp_path), "stores": {"hsi": "stores/hsi.zarr"}, "unmixing": {},
+            "evaluation": {"metrics": "reports/metrics.json", "figures": "reports/evaluation"}}
+
+
+def test_report_renders_the_realism_section(tmp_path):
+    from tasks.report import build_report
+
+    realism = copy.deepcopy(REALISM)
+    for section in ("abundance", "hsi", "class_fidelity"):   # the registered generator is "hud" here, not ddpm
+        realism[section]["hud"] = realism[section].pop("ddpm")
+    metrics = {"roles": {"hud": "the synthetic store (ubf-generator v3, registered)", "vae": "baseline: vae"},
+               "generation": {"hud": {"n": 64.0, "F_p": 0.99, "kid_e3": 7.05}},
+               "realism": realism}
+    html = build_report(_project(tmp_path, metrics)).html()
+    samples, realism_at, endmembers = (html.index(h) for h in (
+        "Real and synthetic samples", "Realism: can a classifier tell?", "Endmembers and abundances"))
+    assert samples < realism_at < endmembers
+    part = html[realism_at:endmembers]
+    assert "Verdicts for hud" in part and "worse than the floor by 0.28" in part
+    assert "c2st (0.5 best)" in part and "psd_distance (lower better)" in part and "cas (higher better)" in part
+    assert part.index("<td>real_vs_real</td>") < part.index("<td>hud</td>")
+    assert "floor: two disjoint real sets" in part and "baseline: vae" in part
+    assert "HSI cubes against held-out real HSI patches" in part and "CAS per class" in part
+    assert "one colour stretch for all rows; captions give class or source scene" in part
+    embedded = part.split('src="data:image/png;base64,')[1].split('"')[0]
+    assert base64.b64decode(embedded) == (tmp_path / "reports/evaluation/realism_samples.png").read_bytes()
+    assert "picture not available: realism_abundances.png" not in html   # an absent picture is just left out
+    assert "<th>kid_e3 (lower better)</th>" in html and "<th>F_p (higher better)</th>" in html
+    assert "<td>7.05</td>" in html
+
+
+def test_report_without_realism_says_to_run_evaluate(tmp_path):
+    from tasks.report import build_report, registered_candidate
+
+    html = build_report(_project(tmp_path, {"generation": {"ddpm": {"kid": 7049.6}}}, pictures=False)).html()
+    part = html[html.index("Realism: can a classifier tell?"):html.index("Endmembers and abundances")]
+    assert "No realism figures yet: run the evaluate stage." in part
+    assert "<th>kid (lower better)</th>" in html              # an older metrics.json keeps its KID column
+    assert registered_candidate({}) == "ddpm"
