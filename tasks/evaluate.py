@@ -93,15 +93,18 @@ def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels
     as the synthetic store holds, next to the real-vs-real floor (two disjoint real sets of that size):
 
     * ``abundance``: maps against the held-out RGB images' maps of the same classes (C2ST, spatial statistics,
-      memorisation against the generator's training maps); floor = training maps of the same classes;
+      memorisation against the generator's training maps); floor = training maps of the same classes; and the
+      negative controls made from that floor set (pixels shuffled, blurred, copies of training maps), which every
+      metric must flag on this run's data;
     * ``hsi``: cubes against held-out HSI patches (C2ST, power spectrum); floor = real training patches;
     * ``class_fidelity``: a classifier trained on the labelled training maps labels the class-conditional samples
-      (CAS), and one trained on the samples labels the held-out maps (TRTS).
+      (CAS), and one trained on the samples labels the held-out maps (TSTR).
 
     Returns the table and the held-out real maps (n, k, H, W) the abundance metrics compared with (classes of
     ``want``, in its order).
     """
-    from ubf_core.evaluation.realism import class_fidelity, fit_map_classifier, realism_report
+    from ubf_core.evaluation.realism import (class_fidelity, fit_map_classifier, negative_controls,
+                                             realism_report)
 
     ev = section(params, "evaluation")
     r = dict(ev.get("realism") or {})
@@ -121,6 +124,9 @@ def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels
         if cand.abundances is not None:
             abundance[name] = realism_report(real_target, cand.abundances, training=train_maps, seed=seed,
                                              c2st_epochs=epochs)
+    for name, bad in negative_controls(floor_maps, seed).items():   # the metrics must flag these on this data
+        abundance[f"control: {name}"] = realism_report(real_target, bad, training=train_maps, seed=seed,
+                                                       c2st_epochs=epochs)
     m = min(n, len(heldout_cubes), len(train_cubes))
     hsi_target = heldout_cubes[np.sort(rng.choice(len(heldout_cubes), m, replace=False))]
     hsi = {"real_vs_real": realism_report(hsi_target, train_cubes[np.sort(rng.choice(len(train_cubes), m,
@@ -142,7 +148,7 @@ def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels
             cf = class_fidelity(train_maps[labelled], real_labels, held_maps, held_labels, cand.abundances, want,
                                 seed=seed, epochs=cf_epochs, real_classifier=on_real)
             fidelity["real_floor"] = {"accuracy": cf["real_floor"], "per_class": cf["real_floor_per_class"]}
-            fidelity[name] = {"cas": cf["cas"], "cas_per_class": cf["cas_per_class"], "trts": cf["trts"]}
+            fidelity[name] = {"cas": cf["cas"], "cas_per_class": cf["cas_per_class"], "tstr": cf["tstr"]}
         result["class_fidelity"] = fidelity
     result["directions"] = DIRECTIONS
     return result, real_target
@@ -152,7 +158,7 @@ DIRECTIONS = {"c2st": "0.5 is ideal: a classifier cannot tell (closer to 0.5 is 
               "psd_distance": "lower is better", "gradient_distance": "lower is better",
               "purity_distance": "lower is better",
               "nn_ratio": "about 1 is ideal; near 0 = copies of the training set",
-              "copy_share": "lower is better", "cas": "higher is better", "trts": "higher is better"}
+              "copy_share": "lower is better", "cas": "higher is better", "tstr": "higher is better"}
 
 
 def heldout_scene_names(params: dict) -> list[str]:
@@ -164,11 +170,14 @@ def heldout_scene_names(params: dict) -> list[str]:
 
 
 def one_per_class(labels: list, columns: int = 8) -> list[int]:
-    """Indices of the first map of each class (in order of appearance), then more until ``columns``."""
-    first = list(dict.fromkeys(labels))
-    picked = [labels.index(c) for c in first][:columns]
-    rest = [j for j in range(len(labels)) if j not in picked]
-    return picked + rest[:columns - len(picked)]
+    """Up to ``columns`` indices taking the classes in turn (first map of each class, then the second, …)."""
+    order: dict = {}
+    for j, c in enumerate(labels):
+        order.setdefault(c, []).append(j)
+    picked = []
+    for rank in range(max(len(v) for v in order.values())):
+        picked += [v[rank] for v in order.values() if rank < len(v)]
+    return picked[:columns]
 
 
 def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldout: np.ndarray,
@@ -183,8 +192,8 @@ def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldou
     cols = one_per_class([str(w) for w in want])
     captions = [str(want[j]) for j in cols]
     cube_rows = {"real HSI, held-out scenes": (heldout[scenes], [heldout_sources[j] for j in scenes]),
-                 "real RGB images (held out) → Ê·A": (mix(real_maps[cols], endmembers), captions)}
-    map_rows = {"real RGB images (held out)": (real_maps[cols], captions)}
+                 "real RGB → Ê·A": (mix(real_maps[cols], endmembers), captions)}
+    map_rows = {"real RGB (held out)": (real_maps[cols], captions)}
     for name, cand in candidates.items():
         tiles = captions if name != "gmm" else ["no class"] * len(cols)   # the pixel GMM knows no classes
         cube_rows[name] = (cand.cubes[cols], tiles)

@@ -84,13 +84,38 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     return maps, labels, classes
 
 
+def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[str] | None, endmembers: np.ndarray,
+                      wavelengths: np.ndarray, pretrain: bool):
+    """The generator a training run starts from: the checkpoint ``generator.checkpoint`` when
+    ``generator.init_from_checkpoint`` is on (checked against this run's model and endmembers), else a new one.
+    Returns (generator, the checkpoint's provenance or None)."""
+    from ubf_core.generators import make_generator
+    from ubf_core.generators.checkpoint import load_checkpoint
+
+    g = section(params, "generator")
+    options = dict(g.get("options") or {})
+    if pretrain or not bool(g.get("init_from_checkpoint", False)):
+        return make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options), None
+    path = resolve(params, g.get("checkpoint", "checkpoints/generator"))
+    if not path.exists():
+        raise UBFInputError(path, "generator.init_from_checkpoint is on but the checkpoint is missing (train it: "
+                                  "python -m flows.pretrain_generator --params params.long.yaml)")
+    return load_checkpoint(path, name=name, k=maps.shape[1], size=tuple(maps.shape[2:]), classes=classes,
+                           options=options, endmembers=endmembers, wavelengths_nm=wavelengths)
+
+
 @task(name="train-generator", tags=["cuda"])
-def train_generator_task(params: dict) -> dict:
+def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     """Fit the generator named in params on the abundance stores, log it to MLflow (losses, sample grids rendered
-    through the endmembers, quality figures), register it as ``generator.model_name`` with the champion rule."""
+    through the endmembers, quality figures), register it as ``generator.model_name`` with the champion rule.
+
+    With ``generator.init_from_checkpoint`` the run starts from the checkpoint the long profile trained
+    (``generator.checkpoint``) and trains ``generator.train.steps`` more steps (0: uses it as it is).
+    ``pretrain``: the long profile's run instead: train from scratch and write the checkpoint (no registration)."""
     import mlflow
 
-    from ubf_core.generators import TrainSettings, make_generator
+    from ubf_core.generators import TrainSettings
+    from ubf_core.generators.checkpoint import save_checkpoint
     from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
     from ubf_core.generators.quality import nearest_real_angle_deg
     from ubf_core.synthesis import mix
@@ -104,14 +129,17 @@ def train_generator_task(params: dict) -> dict:
     if E.shape[1] != maps.shape[1]:
         raise UBFInputError(resolve(params, section(params, "stores")["endmembers"]),
                             f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
-    gen = make_generator(str(g.get("name", "ddpm")), maps.shape[1], tuple(maps.shape[2:]), classes,
-                         **dict(g.get("options") or {}))
+    gen, started_from = initial_generator(params, str(g.get("name", "ddpm")), maps, classes, E, wl, pretrain)
     t = dict(g.get("train") or {})
     settings = TrainSettings.from_params(t)
+    if settings.steps == 0 and started_from is None:
+        raise UBFInputError("generator.train.steps", "0 steps trains nothing: give steps ≥ 1, or start from a "
+                                                     "checkpoint (generator.init_from_checkpoint)")
     pv = dict(g.get("preview") or {})
 
     configure_tracking(resolve(params, "."))
-    with mlflow.start_run(experiment_id=experiment("ubf-train_generator", resolve(params, "."))) as run:
+    stage = "pretrain_generator" if pretrain else "train_generator"
+    with mlflow.start_run(experiment_id=experiment(f"ubf-{stage}", resolve(params, "."))) as run:
         mlflow.log_params({"name": gen.name, "source": source, "hsi_share": g.get("hsi_share"),
                            "heldout_sources": ",".join(map(str, params.get("heldout_sources") or [])),
                            "conditional": classes is not None, "n_maps": len(maps), "k": gen.k,
@@ -120,7 +148,8 @@ def train_generator_task(params: dict) -> dict:
                            **{f"option.{a}": str(b) for a, b in gen.config.items()}})
         mlflow.set_tags({"params_hash": params_hash(g, params.get("seed")),
                          "unmixing_model_version": str(e_attrs.get("model_version", "")),
-                         "wavelength_nm": json.dumps([float(v) for v in wl])})
+                         "wavelength_nm": json.dumps([float(v) for v in wl]),
+                         "started_from": json.dumps(started_from) if started_from else "scratch"})
         gen.to(pick_device(t.get("device", "auto"), "generator.train.device"))
         history = gen.fit(maps, labels if classes else None, settings, seed=seed,
                           on_log=lambda step, rec: mlflow.log_metrics(
@@ -137,7 +166,7 @@ def train_generator_task(params: dict) -> dict:
         quality = {"hist_distance": abundance_histogram_distance(uncond, maps),
                    "nearest_real_angle_deg": nearest_real_angle_deg(fake, real, max_generated=4096,
                                                                     max_real=16384, seed=seed),
-                   "final_loss": float(history[-1]["loss"])}
+                   "final_loss": float(history[-1]["loss"]) if history else float("nan")}
         mlflow.log_metrics(quality)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -145,6 +174,16 @@ def train_generator_task(params: dict) -> dict:
             render_samples(maps[:16], E, wl, [lab or "HSI" for lab in labels[:16]], tmp / "training_rgb.png")
             mlflow.log_artifact(str(tmp / "samples_rgb.png"))
             mlflow.log_artifact(str(tmp / "training_rgb.png"))
+            if pretrain:
+                out = save_checkpoint(gen, resolve(params, g.get("checkpoint", "checkpoints/generator")), E, wl, {
+                    "command": "python -m flows.pretrain_generator --params params.long.yaml",
+                    "mlflow_run_id": run.info.run_id, "params_hash": params_hash(g, params.get("seed")),
+                    "steps": settings.steps, "n_maps": int(len(maps)),
+                    "unmixing_model_version": str(e_attrs.get("model_version", ""))})
+                log.info("pretrain: checkpoint %s (%d steps, loss %.4f → %.4f)", out, settings.steps,
+                         history[0]["loss"], history[-1]["loss"])
+                return {**quality, "steps": settings.steps, "checkpoint": relative(params, out),
+                        "run_id": run.info.run_id}
             folder = gen.save(tmp / "generator")
             info = log_generator(folder)
         metric = str(g.get("champion_metric", "hist_distance"))
@@ -153,10 +192,11 @@ def train_generator_task(params: dict) -> dict:
                        tags={"run_id": run.info.run_id, "params_hash": params_hash(g, params.get("seed")),
                              "unmixing_model_version": str(e_attrs.get("model_version", "")),
                              "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in wl])})
-    log.info("generator %s on %d maps: loss %.4f → %.4f, %s = %.4f; version %d, champion %d", gen.name, len(maps),
-             history[0]["loss"], history[-1]["loss"], metric, quality[metric], reg["version"],
-             reg["champion_version"])
-    metrics = {**quality, "steps": settings.steps, "n_maps": len(maps), "model_version": reg["version"],
+    log.info("generator %s on %d maps (%s, %d steps): %s = %.4f; version %d, champion %d", gen.name, len(maps),
+             "from the checkpoint" if started_from else "from scratch", settings.steps, metric, quality[metric],
+             reg["version"], reg["champion_version"])
+    metrics = {**quality, "steps": settings.steps, "n_maps": len(maps),
+               "started_from": started_from or "scratch", "model_version": reg["version"],
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
     write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
     write_registration(resolve(params, section(params, "stores").get("generator_model", "stores/generator_model.json")),

@@ -11,8 +11,8 @@ from tasks.params import resolve
 from tasks.registry import configure_tracking, experiment
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
-from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, metric_table, per_class_table,
-                                          table_metrics, verdict_lines)
+from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, control_lines, metric_table,
+                                          per_class_table, table_metrics, verdict_lines)
 from ubf_core.report import Report
 
 GENERATION_COLUMNS = ["set", "n", "F_p", "D_b", "D_b/F_p", "frechet", "kid_e3", "precision", "recall",
@@ -80,6 +80,13 @@ def add_realism(r: Report, metrics: dict, figures: Path) -> None:
            f"real-vs-real floor (two disjoint real sets of the same size) and the baselines:")
     for line in verdict_lines(realism, candidate) or [f"No realism figures for {candidate}."]:
         r.text(line)
+    controls = control_lines(realism.get("abundance"))
+    if controls:
+        r.text("Can the metrics fail? Known-bad sets made from real maps of this run (rows 'control: …'); each "
+               "must be flagged (C2ST above the floor by 3 standard errors, a distance above twice the floor, "
+               "memorisation thresholds):", note=True)
+        for line in controls:
+            r.text(line, note=True)
     roles = metrics.get("roles") or {}
     for key, caption in REALISM_SECTIONS.items():
         rows = metric_table(realism.get(key))
@@ -95,10 +102,11 @@ def add_realism(r: Report, metrics: dict, figures: Path) -> None:
         rows = class_fidelity_table(cf)
         if rows:
             r.table([{"set": row["set"], column_label("cas", directions): row.get("cas"),
-                      column_label("trts", directions): row.get("trts"), "worst class": row["worst class"],
+                      column_label("tstr", directions): row.get("tstr"), "worst class": row["worst class"],
                       "best class": row["best class"]} for row in rows],
-                    caption="Class fidelity: CAS = trained on samples, tested on held-out real (the real row: "
-                            "trained and tested on real); TRTS = trained on real, tested on samples"
+                    caption="Class fidelity: CAS = a classifier trained on real maps labels the samples (the real "
+                            "row: the same classifier on held-out real maps, what a perfect generator reaches); "
+                            "TSTR = trained on the samples, tested on held-out real maps"
                             + (f"; chance {cf['chance']:.3g}" if isinstance(cf.get("chance"), (int, float)) else ""))
         per_class = per_class_table(cf)
         if per_class and len(per_class[0]) > 1:

@@ -122,3 +122,25 @@ def test_heldout_and_test_scene_errors_name_the_problem(tmp_path):
     train, test, scenes = real_sets(params)   # jasper does not follow <set>-<class>-<n>: not labelled
     assert scenes == ["abu-beach-2", "abu-urban-2"] and train.class_counts() == {"beach": 1, "urban": 1}
     assert set(map(str, test.sources)) == {"abu-beach-2", "abu-urban-2"}
+
+
+def test_matching_draw_mirrors_the_class_mix_without_repeats():
+    from tasks.evaluate import matching_draw
+
+    labels = np.array(["a"] * 5 + ["b"] * 3)
+    want = ["b", "a", "b", "a", None]
+    idx = matching_draw(labels, want, np.random.default_rng(0), "maps")
+    assert [labels[i] for i in idx[:4]] == ["b", "a", "b", "a"] and len(set(idx)) == len(idx)
+    with pytest.raises(UBFInputError, match="maps: too few real maps of class 'b': the comparison needs 4"):
+        matching_draw(labels, ["b"] * 4, np.random.default_rng(0), "maps")
+
+
+def test_unmix_cubes_recovers_the_abundances_of_a_mixture():
+    from tasks.evaluate import unmix_cubes
+
+    rng = np.random.default_rng(0)
+    E = np.abs(rng.normal(size=(C, 3))).astype(np.float32) + 0.05
+    a = rng.random((2, 3, 4, 4)).astype(np.float32)
+    a /= a.sum(axis=1, keepdims=True)
+    cubes = np.einsum("ck,nkhw->nchw", E, a)
+    np.testing.assert_allclose(unmix_cubes(cubes, E), a, atol=1e-3)

@@ -17,8 +17,8 @@ def test_settings_from_params_reject_unknown_and_bad_values():
     assert s.steps == 10 and s.batch_size == 4
     with pytest.raises(UBFInputError, match=r"generator.train: unknown key\(s\) \['epochs'\]"):
         TrainSettings.from_params({"epochs": 3})
-    with pytest.raises(UBFInputError, match="steps must be a positive integer"):
-        TrainSettings(steps=0)
+    with pytest.raises(UBFInputError, match="steps must be an integer ≥ 0"):
+        TrainSettings(steps=-1)
     with pytest.raises(UBFInputError, match="decay must be one of"):
         TrainSettings(decay="linear")
     with pytest.raises(UBFInputError, match="ema_decay"):

@@ -30,8 +30,8 @@ REALISM = {
     "class_fidelity": {"chance": 0.125, "classes": ["Airport", "Beach", "Urban"],
                        "real_floor": {"accuracy": 0.6, "per_class": {"Airport": 0.7, "Beach": 0.5, "Urban": 0.6}},
                        "ddpm": {"cas": 0.4, "cas_per_class": {"Airport": 0.55, "Beach": 0.2, "Urban": 0.45},
-                                "trts": 0.3},
-                       "vae": {"cas": 0.25, "cas_per_class": {"Airport": 0.3}, "trts": 0.5}},
+                                "tstr": 0.3},
+                       "vae": {"cas": 0.25, "cas_per_class": {"Airport": 0.3}, "tstr": 0.5}},
     "directions": {"c2st": "0.5 is ideal: a classifier cannot tell (closer to 0.5 is better)",
                    "psd_distance": "lower is better", "cas": "higher is better"},
 }
@@ -95,8 +95,8 @@ def test_class_fidelity_verdicts_and_tables():
     assert "0.4 (higher is better)" in cas and "from 0.2 (Beach) to 0.55 (Airport)" in cas
     assert "real data (train and test on real) 0.6" in cas and "chance 0.125" in cas
     assert "0.2 below real data" in cas and "better than vae (0.25)" in cas
-    trts = _line(lines, "TRTS")
-    assert "0.3" in trts and "worse than vae (0.5)" in trts
+    tstr = _line(lines, "TSTR")
+    assert "0.3" in tstr and "worse than vae (0.5)" in tstr
 
     rows = class_fidelity_table(REALISM["class_fidelity"])
     assert [r["set"] for r in rows] == ["real (train and test on real)", "ddpm", "vae"]
@@ -235,3 +235,20 @@ def test_report_without_realism_says_to_run_evaluate(tmp_path):
     assert "No realism figures yet: run the evaluate stage." in part
     assert "<th>kid (lower better)</th>" in html              # an older metrics.json keeps its KID column
     assert registered_candidate({}) == "ddpm"
+
+
+def test_control_lines_say_which_metric_flagged_each_known_bad_set():
+    from ubf_core.evaluation.verdicts import control_lines, verdict_lines
+
+    section = {"real_vs_real": {"c2st": 0.52, "c2st_stderr": 0.04, "psd_distance": 0.05, "gradient_distance": 0.01},
+               "ddpm": {"c2st": 0.7, "c2st_stderr": 0.04, "psd_distance": 0.2},
+               "control: blurred": {"c2st": 0.99, "c2st_stderr": 0.01, "psd_distance": 0.9,
+                                    "gradient_distance": 0.012, "nn_ratio": 0.9, "copy_share": 0.0},
+               "control: copies": {"c2st": 0.5, "c2st_stderr": 0.04, "psd_distance": 0.05, "nn_ratio": 0.0,
+                                   "copy_share": 1.0}}
+    lines = control_lines(section)
+    assert lines[0] == ("Negative control 'blurred': flagged by c2st, psd_distance; "
+                        "not by gradient_distance, nn_ratio, copy_share.")
+    assert lines[1].startswith("Negative control 'copies': flagged by nn_ratio, copy_share; not by c2st")
+    verdicts = " ".join(verdict_lines({"abundance": section}, "ddpm"))
+    assert "control" not in verdicts                       # controls are not baselines a generator beats

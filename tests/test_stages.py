@@ -126,8 +126,10 @@ def _shrink_params(work: Path) -> None:
     """The embedded sample and every stage as shipped, with fewer training epochs and samples (test time)."""
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["unmixing"]["train"]["epochs"] = 3
-    params["generator"]["train"].update(steps=4, warmup_steps=1, log_every=2)
-    params["synthesis"].update(n=8, block_size=4)
+    params["generator"]["train"].update(steps=4, log_every=2)
+    params["generator"]["init_from_checkpoint"] = False   # the shipped checkpoint learned other endmembers
+    params["synthesis"].update(n=24, block_size=8)        # the realism metrics need ≥ 20 samples
+    params["evaluation"]["realism"] = {"c2st_epochs": 2, "classifier_epochs": 2}
     for name in ("vae", "gan"):
         params["evaluation"]["generators"][name]["train"]["steps"] = 4
     params["evaluation"]["features"]["epochs"] = 2
@@ -186,12 +188,12 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     rgb = xr.open_zarr(work / "stores/rgb.zarr", consolidated=False)
     assert hsi.sizes["wavelength"] == 59 and hsi.sizes["patch"] > 100
     assert len(set(hsi["source"].values.astype(object))) == 11
-    assert rgb.sizes["patch"] == 240 and len(rgb.attrs["classes"]) == 8
+    assert rgb.sizes["patch"] == 240 * 9 and len(rgb.attrs["classes"]) == 8    # 3 × 3 crops per image
     assert (work / "reports/validation.md").is_file()
     for stage in ("train_unmixing", "infer_abundance"):
         assert f"Running stage '{stage}'" in first.stdout
     ab = xr.open_zarr(work / "stores/abundance_rgb.zarr", consolidated=False)
-    assert ab.sizes["patch"] == 240 and ab.attrs["model_version"] == 1
+    assert ab.sizes["patch"] == 240 * 9 and ab.attrs["model_version"] == 1
     np.testing.assert_allclose(ab["abundance"].sum("endmember").values, 1.0, atol=1e-5)
     assert float(ab["abundance"].min()) >= 0.0
     unmixing = json.loads((work / "reports/unmixing.json").read_text())
@@ -220,6 +222,13 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     for row in metrics["generation"].values():
         assert 0.0 < row["F_p"] <= 1.0 + 1e-6 and 0.0 <= row["precision"] <= 1.0 and np.isfinite(row["frechet"])
     assert metrics["generation"]["ddpm"]["sum_to_one_max"] < 1e-4
+    realism = metrics["realism"]
+    for kind in ("abundance", "hsi"):
+        assert {"real_vs_real", "ddpm", "vae", "gan", "gmm"} <= set(realism[kind])
+        assert all(0.0 <= row["c2st"] <= 1.0 for row in realism[kind].values())
+    assert realism["abundance"]["ddpm"]["copy_share"] <= 1.0 and "nn_ratio" not in realism["abundance"]["real_vs_real"]
+    assert set(realism["class_fidelity"]["ddpm"]["cas_per_class"]) == set(params["class_mix"])
+    assert (work / "reports/evaluation/realism_samples.png").is_file()
     shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=work, env=env, capture_output=True, text=True)
     assert shown.returncode == 0 and "reports/metrics.json" in shown.stdout and "F_p" in shown.stdout
     cls = json.loads((work / "reports/classification.json").read_text())

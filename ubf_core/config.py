@@ -12,18 +12,37 @@ import yaml
 from ubf_core.errors import UBFInputError
 
 
-def load_params(path: str | Path) -> dict[str, Any]:
-    """Load a params.yaml file into a dict; a missing or malformed file is a UBFInputError naming it."""
+def load_params(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Load a params.yaml file into a dict; a missing or malformed file is a UBFInputError naming it.
+
+    A file with a top-level ``extends: OTHER.yaml`` (relative to its folder) holds only what differs from OTHER:
+    it is merged onto it (mappings key by key, any other value replaced), e.g. params.long.yaml on params.yaml.
+    """
     path = Path(path)
     if not path.is_file():
         raise UBFInputError(path, "params file not found")
+    if path.resolve() in _seen:
+        raise UBFInputError(path, "extends itself (a cycle of 'extends:')")
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise UBFInputError(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(params, dict):
         raise UBFInputError(path, "expected a mapping of sections at the top level")
-    return params
+    base = params.pop("extends", None)
+    if base is None:
+        return params
+    if not isinstance(base, str):
+        raise UBFInputError(path, f"extends must name one params file, got {base!r}")
+    return _merged(load_params(path.parent / base, _seen + (path.resolve(),)), params)
+
+
+def _merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` onto ``base``: nested mappings merged key by key, every other value replaced."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def section(params: dict[str, Any], name: str, where: str | Path = "params.yaml") -> dict[str, Any]:

@@ -20,7 +20,7 @@ generators score clearly worse than a second real set of the same size (the real
 * :func:`class_fidelity` (with :class:`MapClassifier`, :func:`fit_map_classifier`,
   :func:`classification_accuracy`) — a classifier trained on labelled real maps applied to labelled synthetic maps
   (classification accuracy score, CAS), next to the same classifier on held-out real maps (the value a perfect
-  generator reaches) and the train-on-synthetic, test-on-real accuracy (TSTR; key ``"trts"``).
+  generator reaches) and the train-on-synthetic, test-on-real accuracy (TSTR; key ``"tstr"``).
 * :func:`realism_report` — all of the above that apply, in one flat dictionary.
 
 Checks. Every two-set function checks that both sets are 4-D, have the same c and the same H and W (the error names
@@ -45,10 +45,11 @@ from torch import nn
 
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch
+from ubf_core.generators.training import dihedral
 
 __all__ = ["c2st", "radial_power_spectrum", "power_spectrum_distance", "gradient_magnitude_distance",
            "purity_histogram_distance", "memorisation", "MapClassifier", "fit_map_classifier",
-           "classification_accuracy", "class_fidelity", "realism_report"]
+           "classification_accuracy", "class_fidelity", "negative_controls", "realism_report"]
 
 _LOG_EPS = 1e-20          # added to powers before log10
 _ABUNDANCE_TOL = 1e-3     # slack on [0, 1] for abundance values
@@ -137,33 +138,9 @@ class _MapCNN(nn.Module):
         return self.body(x)
 
 
-def _dihedral(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random flips and 90° rotations per map of a batch (n, c, H, W), drawn from ``gen``.
-
-    Square maps get one of the 8 symmetries of the square each; non-square maps only flips (which keep the shape).
-    """
-    n = x.shape[0]
-    square = x.shape[2] == x.shape[3]
-    code = torch.randint(0, 8 if square else 4, (n,), generator=gen)
-    out = torch.empty_like(x)
-    for k in range(8 if square else 4):
-        sel = (code == k).nonzero(as_tuple=True)[0]
-        if len(sel) == 0:
-            continue
-        xs = x[sel]
-        if k & 1:
-            xs = xs.flip(-1)
-        if k & 2:
-            xs = xs.flip(-2)
-        if k & 4:
-            xs = xs.transpose(-1, -2)
-        out[sel] = xs
-    return out
-
-
 def _train(net: _MapCNN, x: torch.Tensor, y: torch.Tensor, loss_fn, *, seed: int, epochs: int,
            batch_size: int, lr: float, device: str) -> _MapCNN:
-    """Adam on mini-batches shuffled and augmented (:func:`_dihedral`) by a generator seeded with ``seed``;
+    """Adam on mini-batches shuffled and augmented (:func:`~ubf_core.generators.training.dihedral`) by a generator seeded with ``seed``;
     returns the network in eval mode on the CPU."""
     gen = torch.Generator().manual_seed(int(seed))
     net.set_standardisation(x)
@@ -172,7 +149,7 @@ def _train(net: _MapCNN, x: torch.Tensor, y: torch.Tensor, loss_fn, *, seed: int
     with deterministic_torch():
         for _ in range(int(epochs)):
             for idx in torch.randperm(len(x), generator=gen).split(int(batch_size)):
-                xb = _dihedral(x[idx], gen).to(device)
+                xb = dihedral(x[idx], gen).to(device)
                 loss = loss_fn(net(xb), y[idx].to(device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -501,7 +478,7 @@ def class_fidelity(real_train, real_train_labels, real_test, real_test_labels, s
     * trained on real_train, applied to synthetic → ``"cas"`` (classification accuracy score) and
       ``"cas_per_class"``; applied to real_test → ``"real_floor"`` / ``"real_floor_per_class"``: the value a
       perfect generator would reach (the bar that ``cas`` is read against);
-    * trained on synthetic, applied to real_test → ``"trts"`` / ``"trts_per_class"`` (train on synthetic, test
+    * trained on synthetic, applied to real_test → ``"tstr"`` / ``"tstr_per_class"`` (train on synthetic, test
       on real: does the synthetic set carry what separates the real classes?).
 
     Also ``"chance"`` = 1 / number of classes and ``"classes"``. Accuracies are shares in [0, 1].
@@ -527,11 +504,34 @@ def class_fidelity(real_train, real_train_labels, real_test, real_test_labels, s
     cas = classification_accuracy(on_real, sy, synthetic_labels)
     floor = classification_accuracy(on_real, te, real_test_labels)
     on_syn = fit_map_classifier(sy, synthetic_labels, classes, **kw)
-    trts = classification_accuracy(on_syn, te, real_test_labels)
+    tstr = classification_accuracy(on_syn, te, real_test_labels)
     return {"cas": cas["accuracy"], "cas_per_class": cas["per_class"],
             "real_floor": floor["accuracy"], "real_floor_per_class": floor["per_class"],
-            "trts": trts["accuracy"], "trts_per_class": trts["per_class"],
+            "tstr": tstr["accuracy"], "tstr_per_class": tstr["per_class"],
             "chance": 1.0 / len(classes), "classes": classes}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# cases every metric must flag
+def negative_controls(maps, seed: int = 0, blur_sigma: float = 1.5) -> dict[str, np.ndarray]:
+    """Known-bad versions of real maps (n, c, H, W), each of the same shape, for showing on the run's own data
+    that the metrics can fail: ``"pixels shuffled"`` (each map's pixels permuted, one permutation for all
+    channels: same values, no spatial structure), ``"blurred"`` (Gaussian, ``blur_sigma`` pixels, per channel:
+    renormalised over c when the maps are abundances, so they stay on the simplex) and ``"copies"`` (the maps
+    themselves: pass them as the training set too, and memorisation must flag them)."""
+    from scipy.ndimage import gaussian_filter
+
+    x = _maps(maps, "negative controls", "maps", 1, 2)
+    rng = np.random.default_rng(seed)
+    n, c, h, w = x.shape
+    flat = x.reshape(n, c, h * w)
+    shuffled = np.stack([m[:, rng.permutation(h * w)] for m in flat]).reshape(x.shape)
+    blurred = gaussian_filter(x.astype(np.float64), sigma=(0, 0, blur_sigma, blur_sigma), mode="reflect")
+    if _looks_like_abundances(x):
+        blurred = np.clip(blurred, 0.0, None)
+        blurred /= blurred.sum(axis=1, keepdims=True)
+    return {"pixels shuffled": shuffled.astype(np.float32), "blurred": blurred.astype(np.float32),
+            "copies": x.copy()}
 
 
 # ----------------------------------------------------------------------------------------------------------------

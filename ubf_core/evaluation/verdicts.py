@@ -5,7 +5,7 @@ The input is the ``"realism"`` block of ``reports/metrics.json``::
     {"abundance": {"real_vs_real": {metric: value, ...}, "<candidate>": {...}, ...},   # abundance maps
      "hsi": {...same layout...},                                                       # HSI cubes
      "class_fidelity": {"chance": float, "classes": [...], "real_floor": {"accuracy", "per_class"},
-                        "<candidate>": {"cas", "cas_per_class", "trts"}, ...},
+                        "<candidate>": {"cas", "cas_per_class", "tstr"}, ...},
      "directions": {metric: "how to read it"}}
 
 ``real_vs_real`` (two disjoint real sets of the same size) is the floor every metric is read against: a generator
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["FLOOR", "SECTIONS", "MEMORISATION_NN_RATIO", "MEMORISATION_COPY_SHARE", "verdict_lines",
+__all__ = ["FLOOR", "CONTROL_PREFIX", "SECTIONS", "flagged", "control_lines", "MEMORISATION_NN_RATIO", "MEMORISATION_COPY_SHARE", "verdict_lines",
            "metric_table", "table_metrics", "class_fidelity_table", "per_class_table", "column_label",
            "short_direction"]
 
 FLOOR = "real_vs_real"
+CONTROL_PREFIX = "control: "    # rows of known-bad sets (pixels shuffled, blurred, copies) that every metric must flag
 SECTIONS = {"abundance": "abundance maps", "hsi": "HSI cubes"}
 MEMORISATION_NN_RATIO = 0.5     # below: synthetic maps sit much closer to training maps than new real maps do
 MEMORISATION_COPY_SHARE = 0.1   # above: more than this share of samples are near-copies of a training map
@@ -36,7 +37,7 @@ _METRICS = {
     "copy_share": ("share of near-copies", "lower"),
 }
 _SHORT = {"half": "0.5 best", "lower": "lower better", "higher": "higher better", "one": "≈1 best"}
-_EXTRA_SHORT = {"cas": "higher better", "trts": "higher better",
+_EXTRA_SHORT = {"cas": "higher better", "tstr": "higher better",
                 "accuracy": "higher better", "kid_e3": "lower better", "frechet": "lower better"}
 _NOT_A_METRIC = {"n", "c2st_stderr"}
 
@@ -105,7 +106,7 @@ def _baselines(section: dict, candidate: str, metric: str, rule: str, value: flo
     """"better than vae (0.95), gan (0.97); worse than gmm (0.50)" over the other rows of the section."""
     better, worse, tied = [], [], []
     for name, row in section.items():
-        if name in (FLOOR, candidate) or not isinstance(row, dict):
+        if name in (FLOOR, candidate) or name.startswith(CONTROL_PREFIX) or not isinstance(row, dict):
             continue
         other = _number(row, metric)
         if other is None:
@@ -219,13 +220,13 @@ def _class_lines(cf: dict, candidate: str) -> list[str]:
                      f"held-out real): {_fmt(cas)} (higher is better){spread}; {'; '.join(refs)}"
                      + (f"; {', '.join(where)}" if where else "")
                      + f"; {_baselines(_class_rows(cf), candidate, 'cas', 'higher', cas, _fmt)}.")
-    trts = _number(row, "trts")
-    if trts is not None:
-        tail = "" if chance is None else ("; no better than chance" if trts <= chance
-                                          else f"; {_fmt(trts - chance)} above chance")
-        lines.append(f"TRTS (a classifier trained on real, tested on {candidate} samples): {_fmt(trts)} "
+    tstr = _number(row, "tstr")
+    if tstr is not None:
+        tail = "" if chance is None else ("; no better than chance" if tstr <= chance
+                                          else f"; {_fmt(tstr - chance)} above chance")
+        lines.append(f"TSTR (a classifier trained on real, tested on {candidate} samples): {_fmt(tstr)} "
                      f"(higher is better: samples show their class); {'; '.join(refs)}{tail}; "
-                     f"{_baselines(_class_rows(cf), candidate, 'trts', 'higher', trts, _fmt)}.")
+                     f"{_baselines(_class_rows(cf), candidate, 'tstr', 'higher', tstr, _fmt)}.")
     return lines
 
 
@@ -263,6 +264,41 @@ def verdict_lines(realism: dict | None, candidate: str) -> list[str]:
     return lines
 
 
+def flagged(row: dict, floor: dict, metric: str) -> bool | None:
+    """Does ``metric`` of ``row`` say "not real"? C2ST: above the floor by more than 3 combined standard errors;
+    distances: above twice the floor; memorisation: the copy thresholds. None when a figure is missing."""
+    value, base = _number(row, metric), _number(floor, metric)
+    if value is None:
+        return None
+    if metric == "nn_ratio":
+        return value < MEMORISATION_NN_RATIO
+    if metric == "copy_share":
+        return value > MEMORISATION_COPY_SHARE
+    if base is None:
+        return None
+    if metric == "c2st":
+        se = math.hypot(_number(row, "c2st_stderr") or 0.0, _number(floor, "c2st_stderr") or 0.0)
+        return abs(value - 0.5) > abs(base - 0.5) + 3 * se
+    return value > 2 * base
+
+
+def control_lines(section: dict | None) -> list[str]:
+    """One line per negative control of a realism section: which metrics flagged it (on the run's own data).
+    A control that no metric flags means the metrics cannot be trusted on this data."""
+    section = section or {}
+    floor = section.get(FLOOR) or {}
+    lines = []
+    for name, row in section.items():
+        if not name.startswith(CONTROL_PREFIX) or not isinstance(row, dict):
+            continue
+        seen = {m: flagged(row, floor, m) for m in _METRICS}
+        yes = [m for m, f in seen.items() if f]
+        no = [m for m, f in seen.items() if f is False]
+        lines.append(f"Negative control '{name[len(CONTROL_PREFIX):]}': flagged by {', '.join(yes) or 'no metric'}"
+                     + (f"; not by {', '.join(no)}" if no else "") + ".")
+    return lines
+
+
 def metric_table(realism_section: dict | None) -> list[dict]:
     """Rows ``{"set": name, metric: value, ...}`` of one realism section (``"abundance"`` or ``"hsi"``),
     the real-vs-real floor first, then the candidates in their recorded order."""
@@ -280,7 +316,7 @@ def table_metrics(rows: list[dict]) -> list[str]:
 
 
 def class_fidelity_table(cf: dict | None) -> list[dict]:
-    """Rows ``{"set", "cas", "trts", "worst class", "best class"}``: real data first (its accuracy in the
+    """Rows ``{"set", "cas", "tstr", "worst class", "best class"}``: real data first (its accuracy in the
     ``cas`` column: trained and tested on real), then each candidate."""
     cf = cf or {}
     rows = []
@@ -299,7 +335,7 @@ def class_fidelity_table(cf: dict | None) -> list[dict]:
                      "worst class": worst, "best class": best})
     for name, row in _class_rows(cf).items():
         worst, best = extremes(row.get("cas_per_class"))
-        rows.append({"set": name, "cas": _number(row, "cas"), "trts": _number(row, "trts"),
+        rows.append({"set": name, "cas": _number(row, "cas"), "tstr": _number(row, "tstr"),
                      "worst class": worst, "best class": best})
     return rows
 

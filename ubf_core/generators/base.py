@@ -162,6 +162,8 @@ class AbundanceGenerator(abc.ABC):
             raise UBFInputError(where, "labels given, but this model was built without classes")
         if not isinstance(settings, TrainSettings):
             raise UBFInputError(where, f"settings must be a TrainSettings, got {type(settings).__name__}")
+        if settings.steps == 0:
+            return []
         lr = self.default_lr if settings.lr is None else float(settings.lr)
         batch_size = min(settings.batch_size, len(x))
         gen = torch.Generator(device="cpu").manual_seed(int(seed))

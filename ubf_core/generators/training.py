@@ -29,7 +29,7 @@ DECAYS = ("cosine", "constant")
 class TrainSettings:
     """One training run of a generator.
 
-    steps: optimizer steps (batches); batch_size: maps per step; lr: peak learning rate (None: the model's
+    steps: optimizer steps (batches; 0: none, for a model that starts from a checkpoint); batch_size: maps per step; lr: peak learning rate (None: the model's
     ``default_lr``); warmup_steps: linear warm-up from lr/warmup_steps to lr; decay: "cosine" (to
     ``min_lr_ratio``·lr at the last step) or "constant"; ema_decay: decay d of the weight EMA used for sampling
     (0: no EMA, the last weights are kept); augment: random flips and 90° rotations of every batch;
@@ -49,9 +49,9 @@ class TrainSettings:
     def __post_init__(self) -> None:
         where = "generator.train"
         for name in ("steps", "batch_size", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UBFInputError(where, f"{name} must be a positive integer, got {value!r}")
+            value, low = getattr(self, name), 0 if name == "steps" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UBFInputError(where, f"{name} must be an integer ≥ {low}, got {value!r}")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise UBFInputError(where, f"warmup_steps must be an integer ≥ 0, got {self.warmup_steps!r}")
         if self.lr is not None and not float(self.lr) > 0:

@@ -1,0 +1,22 @@
+"""Stage pretrain_generator (the long profile): train the generator for long and write the checkpoint that the
+default profile's train_generator starts from."""
+
+import sys
+
+from prefect import flow
+
+from flows._entry import run_stage
+from tasks.generator import train_generator_task
+from tasks.params import load_stage_params
+
+
+@flow(name="pretrain_generator", log_prints=True)
+def pretrain_generator(params_path: str = "params.long.yaml") -> dict:
+    """Fit the generator from scratch with the long profile's settings (params.long.yaml: generator.train.steps)
+    on the abundance stores, log it to MLflow (experiment ubf-pretrain_generator) and write the checkpoint
+    generator.checkpoint (weights, config, the endmembers it learned on, the run's provenance)."""
+    return train_generator_task(load_stage_params(params_path), pretrain=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(pretrain_generator, pretrain_generator.__doc__))
