@@ -17,8 +17,8 @@ sampling of the next M sample indices (other seeds): how far two sets of M sampl
 sampler whose Δ lies within that row's is as close to ancestral as M samples can tell.
 Target of the issue: ≥ 40× less wall time at 20–25 steps with quality within 1 % of ancestral sampling.
 
-Usage: python benchmarks/generator_sampling.py [--epochs 40] [--steps-train 2000] [--size 32] [--samples 16]
-       python benchmarks/generator_sampling.py --quick      (2 epochs, 16×16 tiles, 2 samples: checks it runs)
+Usage: python benchmarks/generator_sampling.py [--train-steps 1500] [--steps-train 2000] [--size 32] [--samples 16]
+       python benchmarks/generator_sampling.py --quick      (4 training steps, 16×16 tiles, 2 samples: checks it runs)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ubf_core.generators import make_generator, nearest_real_angle_deg
+from ubf_core.generators import TrainSettings, make_generator, nearest_real_angle_deg
 from ubf_core.metrics import abundance_histogram_distance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def main() -> None:
                         help="abundance store (variable 'abundance' (patch, endmember, y, x))")
     parser.add_argument("--endmembers", type=Path, default=REPO / "stores" / "endmembers.zarr",
                         help="endmember store (variable 'endmembers' (wavelength, endmember))")
-    parser.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
+    parser.add_argument("--train-steps", type=int, default=1500, help="optimizer steps of training (default 1500)")
     parser.add_argument("--steps-train", type=int, default=2000, help="diffusion steps T (default 2000)")
     parser.add_argument("--size", type=int, default=32, help="map side in pixels; < 32 cuts patches into tiles")
     parser.add_argument("--samples", type=int, default=16, help="samples M per sampler (default 16)")
@@ -82,10 +82,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the CPU-sized UNet gains little from more, and the cores "
                              "may be shared)")
-    parser.add_argument("--quick", action="store_true", help="a short run: 2 epochs, 16×16 tiles, 2 samples")
+    parser.add_argument("--quick", action="store_true", help="a short run: 4 training steps, 16×16 tiles, 2 samples")
     args = parser.parse_args()
     if args.quick:
-        args.epochs, args.size, args.samples = 2, 16, 2
+        args.train_steps, args.size, args.samples = 4, 16, 2
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -101,9 +101,10 @@ def main() -> None:
                          constraint=args.constraint)
     n_params = sum(p.numel() for p in gen.unet.parameters())
     t0 = time.perf_counter()
-    history = gen.fit(train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0, progress=False)
+    history = gen.fit(train, settings=TrainSettings(steps=args.train_steps, batch_size=args.batch_size, lr=args.lr),
+                      seed=0, progress=False)
     print(f"# DDPM: T = {args.steps_train}, β 1e-6 → 1e-2, constraint {args.constraint}, UNet "
-          f"{gen.config['block_out_channels']} ({n_params / 1e6:.2f} M parameters); {args.epochs} epochs in "
+          f"{gen.config['block_out_channels']} ({n_params / 1e6:.2f} M parameters); {args.train_steps} steps in "
           f"{time.perf_counter() - t0:.1f} s, loss {history[0]['loss']:.4f} → {history[-1]['loss']:.4f}")
     print("# quality: angle = mean spectral angle (°) of generated pixels to the nearest real pixel after mixing "
           "Y = E·A; hist = abundance-histogram distance to the training maps")

@@ -51,7 +51,7 @@ STAGES = {
                                          "it (champion rule)."),
     "infer-abundance": ("infer_abundance", "Map the RGB and HSI stores into abundance space with the model at "
                                            "unmixing.model_uri."),
-    "pretrain-generator": ("pretrain_generator", "The long profile's run (use --params params.long.yaml): train "
+    "pretrain-generator": ("pretrain_generator", "The long profile's run (give --params params.long.yaml): train "
                                                  "the generator from scratch and write generator.checkpoint."),
     "train-generator": ("train_generator", "Train the abundance generator (params generator) on the abundance "
                                            "stores and register it in MLflow."),

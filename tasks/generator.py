@@ -94,6 +94,10 @@ def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[s
 
     g = section(params, "generator")
     options = dict(g.get("options") or {})
+    if pretrain and bool(g.get("init_from_checkpoint", False)):
+        raise UBFInputError("generator.init_from_checkpoint", "is on: pretrain_generator trains the checkpoint from "
+                                                              "scratch; run it with the long profile "
+                                                              "(--params params.long.yaml)")
     if pretrain or not bool(g.get("init_from_checkpoint", False)):
         return make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options), None
     path = resolve(params, g.get("checkpoint", "checkpoints/generator"))

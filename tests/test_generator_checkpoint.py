@@ -90,3 +90,17 @@ def test_the_long_profile_only_changes_generator_training():
     assert long["generator"]["init_from_checkpoint"] is False and base["generator"]["init_from_checkpoint"] is True
     assert long["generator"]["train"]["steps"] > base["generator"]["train"]["steps"]
     assert json.loads(json.dumps(long["generator"]["options"])) == base["generator"]["options"]
+
+
+def test_the_stage_refuses_to_overwrite_the_checkpoint_or_start_from_a_missing_one(tmp_path):
+    from tasks.generator import initial_generator
+
+    params = {"_root": str(tmp_path), "generator": {"options": TINY, "checkpoint": "ck", "init_from_checkpoint": True}}
+    maps, E, wl = _maps(), np.ones((6, 3)), np.linspace(400, 700, 6)
+    with pytest.raises(UBFInputError, match="generator.init_from_checkpoint: is on: pretrain_generator trains"):
+        initial_generator(params, "ddpm", maps, ["a", "b"], E, wl, pretrain=True)
+    with pytest.raises(UBFInputError, match="ck: generator.init_from_checkpoint is on but the checkpoint is missing"):
+        initial_generator(params, "ddpm", maps, ["a", "b"], E, wl, pretrain=False)
+    params["generator"]["init_from_checkpoint"] = False
+    gen, started = initial_generator(params, "ddpm", maps, ["a", "b"], E, wl, pretrain=False)
+    assert started is None and gen.k == 3 and gen.classes == ["a", "b"]
