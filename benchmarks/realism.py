@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks.evaluate import matching_draw
+from ubf_core.evaluation.realism_suite import matching_draw
 from tasks.generator import generator_training_set, heldout_rgb_maps
 from ubf_core.config import load_params
 from ubf_core.evaluation.realism import (classification_accuracy, fit_map_classifier, negative_controls,

@@ -36,16 +36,6 @@ def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return cubes[~out], sources[~out], cubes[out], ds["wavelength"].values
 
 
-def unmix_cubes(cubes: np.ndarray, endmembers: np.ndarray) -> np.ndarray:
-    """Cubes (n, C, H, W) → their FCLS abundance maps (n, k, H, W) with ``endmembers`` (C, k): the abundance maps
-    of a baseline that makes spectra, not maps (the pixel GMM)."""
-    from ubf_core.unmixing_baseline import fcls
-
-    n, c, h, w = cubes.shape
-    a = fcls(np.moveaxis(cubes, 1, 0).reshape(c, -1).astype(np.float64), endmembers.astype(np.float64))
-    return np.moveaxis(a.reshape(-1, n, h, w), 0, 1).astype(np.float32)
-
-
 def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, classes: list[str] | None,
                      want: list, endmembers: np.ndarray, options: dict, train: dict) -> tuple[np.ndarray, np.ndarray]:
     """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
@@ -66,99 +56,20 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
     return mix(a, endmembers), a
 
 
-def matching_draw(labels, want: list, rng: np.random.Generator, where: str) -> np.ndarray:
-    """Indices into ``labels`` (n,) drawn without replacement so that their classes match ``want`` (m,) one for one
-    (a None in ``want`` takes any map). Too few maps of a class is a UBFInputError naming the class and minimum."""
-    labels = np.array([str(v) for v in labels])
-    picked = np.empty(len(want), dtype=int)
-    pool = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in sorted(set(labels))}
-    anything = list(rng.permutation(len(labels)))
-    used: set[int] = set()
-    for j, c in enumerate(want):
-        source = pool.get(str(c), []) if c is not None else anything
-        while source and source[0] in used:
-            source.pop(0)
-        if not source:
-            need = sum(1 for w in want if w == c)
-            raise UBFInputError(where, f"too few real maps of class {c!r}: the comparison needs {need} "
-                                       f"(as many as the synthetic store holds)")
-        picked[j] = source.pop(0)
-        used.add(int(picked[j]))
-    return picked
-
-
 def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels: list, heldout_cubes: np.ndarray,
             train_cubes: np.ndarray, want: list) -> tuple[dict, np.ndarray]:
-    """The realism metrics of every candidate (name → Candidate with cubes and abundances), each on as many samples
-    as the synthetic store holds, next to the real-vs-real floor (two disjoint real sets of that size):
+    """:func:`ubf_core.evaluation.realism_suite.realism_table` with the held-out RGB maps and the settings of
+    params (``heldout_rgb_per_class``, ``evaluation.realism``, ``seed``)."""
+    from ubf_core.evaluation.realism_suite import realism_table
 
-    * ``abundance``: maps against the held-out RGB images' maps of the same classes (C2ST, spatial statistics,
-      memorisation against the generator's training maps); floor = training maps of the same classes; and the
-      negative controls made from that floor set (pixels shuffled, blurred, copies of training maps), which every
-      metric must flag on this run's data;
-    * ``hsi``: cubes against held-out HSI patches (C2ST, power spectrum); floor = real training patches;
-    * ``class_fidelity``: a classifier trained on the labelled training maps labels the class-conditional samples
-      (CAS), and one trained on the samples labels the held-out maps (TSTR).
-
-    Returns the table and the held-out real maps (n, k, H, W) the abundance metrics compared with (classes of
-    ``want``, in its order).
-    """
-    from ubf_core.evaluation.realism import (class_fidelity, fit_map_classifier, negative_controls,
-                                             realism_report)
-
-    ev = section(params, "evaluation")
-    r = dict(ev.get("realism") or {})
-    seed = int(params.get("seed", 0))
-    epochs = int(r.get("c2st_epochs", 30))
-    rng = np.random.default_rng(seed)
-    n = len(want)
+    r = dict(section(params, "evaluation").get("realism") or {})
     held_maps, held_labels = heldout_rgb_maps(params)
     if len(held_maps) == 0:
         raise UBFInputError("heldout_rgb_per_class", "no held-out RGB images: the realism metrics need some (≥ 1)")
-    labelled = [j for j, lab in enumerate(train_labels) if lab is not None]
-    real_target = held_maps[matching_draw(held_labels, want, rng, "held-out RGB maps")]
-    floor_maps = train_maps[labelled][matching_draw([train_labels[j] for j in labelled], want, rng,
-                                                    "generator training maps")]
-    abundance = {"real_vs_real": realism_report(real_target, floor_maps, seed=seed, c2st_epochs=epochs)}
-    for name, cand in candidates.items():
-        if cand.abundances is not None:
-            abundance[name] = realism_report(real_target, cand.abundances, training=train_maps, seed=seed,
-                                             c2st_epochs=epochs)
-    for name, bad in negative_controls(floor_maps, seed).items():   # the metrics must flag these on this data
-        abundance[f"control: {name}"] = realism_report(real_target, bad, training=train_maps, seed=seed,
-                                                       c2st_epochs=epochs)
-    m = min(n, len(heldout_cubes), len(train_cubes))
-    hsi_target = heldout_cubes[np.sort(rng.choice(len(heldout_cubes), m, replace=False))]
-    hsi = {"real_vs_real": realism_report(hsi_target, train_cubes[np.sort(rng.choice(len(train_cubes), m,
-                                                                                     replace=False))],
-                                          seed=seed, c2st_epochs=epochs)}
-    for name, cand in candidates.items():
-        hsi[name] = realism_report(hsi_target, cand.cubes[np.sort(rng.choice(len(cand.cubes), m, replace=False))],
-                                   seed=seed, c2st_epochs=epochs)
-    result = {"abundance": abundance, "hsi": hsi}
-    classes = sorted({str(train_labels[j]) for j in labelled})
-    if all(w is not None for w in want) and len(classes) >= 2:
-        fidelity = {"chance": 1.0 / len(classes), "classes": classes}
-        cf_epochs = int(r.get("classifier_epochs", 30))
-        real_labels = [train_labels[j] for j in labelled]
-        on_real = fit_map_classifier(train_maps[labelled], real_labels, classes, seed=seed, epochs=cf_epochs)
-        for name, cand in candidates.items():
-            if cand.abundances is None:
-                continue
-            cf = class_fidelity(train_maps[labelled], real_labels, held_maps, held_labels, cand.abundances, want,
-                                seed=seed, epochs=cf_epochs, real_classifier=on_real)
-            fidelity["real_floor"] = {"accuracy": cf["real_floor"], "per_class": cf["real_floor_per_class"]}
-            fidelity[name] = {"cas": cf["cas"], "cas_per_class": cf["cas_per_class"], "tstr": cf["tstr"]}
-        result["class_fidelity"] = fidelity
-    result["directions"] = DIRECTIONS
-    return result, real_target
-
-
-DIRECTIONS = {"c2st": "0.5 is ideal: a classifier cannot tell (closer to 0.5 is better)",
-              "psd_distance": "lower is better", "gradient_distance": "lower is better",
-              "purity_distance": "lower is better",
-              "nn_ratio": "about 1 is ideal; near 0 = copies of the training set",
-              "copy_share": "lower is better", "cas": "higher is better", "tstr": "higher is better"}
+    return realism_table(candidates, held_maps=held_maps, held_labels=held_labels, train_maps=train_maps,
+                         train_labels=train_labels, heldout_cubes=heldout_cubes, train_cubes=train_cubes, want=want,
+                         seed=int(params.get("seed", 0)), c2st_epochs=int(r.get("c2st_epochs", 30)),
+                         classifier_epochs=int(r.get("classifier_epochs", 30)))
 
 
 def heldout_scene_names(params: dict) -> list[str]:
@@ -169,23 +80,13 @@ def heldout_scene_names(params: dict) -> list[str]:
     return [s for s in sources if s in heldout]
 
 
-def one_per_class(labels: list, columns: int = 8) -> list[int]:
-    """Up to ``columns`` indices taking the classes in turn (first map of each class, then the second, …)."""
-    order: dict = {}
-    for j, c in enumerate(labels):
-        order.setdefault(c, []).append(j)
-    picked = []
-    for rank in range(max(len(v) for v in order.values())):
-        picked += [v[rank] for v in order.values() if rank < len(v)]
-    return picked[:columns]
-
-
 def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldout: np.ndarray,
                     heldout_sources: list[str], real_maps: np.ndarray, want: list, candidates: dict) -> None:
     """realism_samples.png (HSIs rendered with one colour stretch: held-out real scenes, held-out RGB images'
     maps mixed through the endmembers, each generator; one column per class) and realism_abundances.png (the
     abundance maps, real and generated, in false colour)."""
     from ubf_core.evaluation.figures import abundance_rows, labelled_rows
+    from ubf_core.evaluation.realism_suite import one_per_class
     from ubf_core.synthesis import mix
 
     scenes = one_per_class(heldout_sources)
@@ -211,6 +112,7 @@ def evaluate_task(params: dict) -> dict:
     import mlflow
 
     from ubf_core.baselines import PixelGMM
+    from ubf_core.unmixing_baseline import fcls_maps
     from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
     from ubf_core.evaluation.suite import Candidate, SuiteSettings, check_grid, evaluate_candidates
     from ubf_core.features import save_feature_net, train_feature_net
@@ -256,7 +158,7 @@ def evaluate_task(params: dict) -> dict:
     gmm = PixelGMM(int(gm.get("n_components", 8)), str(gm.get("covariance", "diag")),
                    int(gm.get("max_pixels", 50_000)), seed).fit(train_real)
     gmm_cubes = gmm.sample(len(syn_cubes), int(syn_cubes.shape[-1]), seed=seed)
-    candidates["gmm"] = Candidate(gmm_cubes, unmix_cubes(gmm_cubes, E))
+    candidates["gmm"] = Candidate(gmm_cubes, fcls_maps(gmm_cubes, E))
     roles["gmm"] = "baseline: pixel-wise Gaussian mixture of real training spectra (no spatial structure)"
 
     f = dict(ev.get("features") or {})

@@ -125,7 +125,7 @@ def test_heldout_and_test_scene_errors_name_the_problem(tmp_path):
 
 
 def test_matching_draw_mirrors_the_class_mix_without_repeats():
-    from tasks.evaluate import matching_draw
+    from ubf_core.evaluation.realism_suite import matching_draw
 
     labels = np.array(["a"] * 5 + ["b"] * 3)
     want = ["b", "a", "b", "a", None]
@@ -135,12 +135,18 @@ def test_matching_draw_mirrors_the_class_mix_without_repeats():
         matching_draw(labels, ["b"] * 4, np.random.default_rng(0), "maps")
 
 
-def test_unmix_cubes_recovers_the_abundances_of_a_mixture():
-    from tasks.evaluate import unmix_cubes
+def test_fcls_maps_recover_the_abundances_of_a_mixture():
+    from ubf_core.unmixing_baseline import fcls_maps
 
     rng = np.random.default_rng(0)
     E = np.abs(rng.normal(size=(C, 3))).astype(np.float32) + 0.05
     a = rng.random((2, 3, 4, 4)).astype(np.float32)
     a /= a.sum(axis=1, keepdims=True)
     cubes = np.einsum("ck,nkhw->nchw", E, a)
-    np.testing.assert_allclose(unmix_cubes(cubes, E), a, atol=1e-3)
+    np.testing.assert_allclose(fcls_maps(cubes, E), a, atol=1e-3)
+
+
+def test_one_per_class_takes_the_classes_in_turn():
+    from ubf_core.evaluation.realism_suite import one_per_class
+
+    assert one_per_class(["a", "a", "a", "b", "c", "c"], 5) == [0, 3, 4, 1, 5]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ubf_core.errors import UBFInputError
 
-__all__ = ["vca", "fcls", "project_to_simplex", "vca_fcls"]
+__all__ = ["vca", "fcls", "fcls_maps", "project_to_simplex", "vca_fcls"]
 
 
 def _as_matrix(name: str, where: str, M, ndim: int = 2) -> np.ndarray:
@@ -326,3 +326,12 @@ def vca_fcls(cube, k: int, seed: int = 0, max_pixels: int = 20000) -> tuple[np.n
     if X.ndim == 3:
         return E, A.reshape(k, H, W)
     return E, np.moveaxis(A.reshape(k, N, H, W), 0, 1)
+
+
+def fcls_maps(cubes, E) -> np.ndarray:
+    """Cubes (n, C, H, W) → their FCLS abundance maps (n, k, H, W) float32 with endmembers ``E`` (C, k): the
+    abundance maps of a baseline that makes spectra, not maps (the pixel GMM)."""
+    cubes = np.asarray(cubes)
+    n, c, h, w = cubes.shape
+    a = fcls(np.moveaxis(cubes, 1, 0).reshape(c, -1).astype(np.float64), np.asarray(E, dtype=np.float64))
+    return np.moveaxis(a.reshape(-1, n, h, w), 0, 1).astype(np.float32)
