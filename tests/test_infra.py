@@ -10,7 +10,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 POOLS = {"cpu", "gpu"}
 # flows that train or sample networks: pool gpu, tag cuda (add new GPU flows here and in infra/prefect.yaml)
-GPU_FLOWS = {"train_unmixing", "train_generator", "synthesize", "classify", "mass_synthesis"}
+GPU_FLOWS = {"train_unmixing", "pretrain_generator", "train_generator", "synthesize", "classify", "mass_synthesis"}
 # GPU flows that also have a deployment `<flow>/cpu` on pool cpu (no tag cuda), for CPU-only machines
 ALSO_ON_CPU = {"mass_synthesis"}
 
