@@ -36,6 +36,7 @@ def save_checkpoint(gen: AbundanceGenerator, folder: str | Path, endmembers: np.
         raise UBFInputError(folder, f"endmembers {E.shape} do not fit k = {gen.k} and {len(wavelengths_nm)} "
                                     f"wavelengths")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)                                # mkdtemp makes it private; a checkpoint is for everyone
     try:
         gen.save(tmp)
         (tmp / TRAINED_ON_FILE).write_text(json.dumps(
