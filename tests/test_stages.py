@@ -55,7 +55,7 @@ def test_prepare_and_validate_flows_write_valid_stores(prefect_engine, tmp_path)
     assert bool(np.isfinite(hsi["reflectance"]).all())
     prepare_rgb(str(params))
     rgb = xr.open_zarr(tmp_path / "stores/rgb.zarr", consolidated=False)
-    assert rgb.sizes["patch"] == 240 and rgb.sizes["y"] == 32
+    assert rgb.sizes["patch"] == 240 * 9 and rgb.sizes["y"] == 32
     assert sorted(set(rgb["label"].values.astype(object))) == rgb.attrs["classes"]
     summaries = validate(str(params))
     assert all(s["success"] for s in summaries)

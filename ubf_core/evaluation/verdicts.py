@@ -216,16 +216,16 @@ def _class_lines(cf: dict, candidate: str) -> list[str]:
                          else "level with real data")
         if chance is not None:
             where.append("no better than chance" if cas <= chance else f"{_fmt(cas - chance)} above chance")
-        lines.append(f"Classification accuracy score (CAS: a classifier trained on {candidate} samples, tested on "
-                     f"held-out real): {_fmt(cas)} (higher is better){spread}; {'; '.join(refs)}"
+        lines.append(f"Classification accuracy score (CAS: a classifier trained on real maps labels the {candidate} "
+                     f"samples; do they show their class?): {_fmt(cas)} (higher is better){spread}; {'; '.join(refs)}"
                      + (f"; {', '.join(where)}" if where else "")
                      + f"; {_baselines(_class_rows(cf), candidate, 'cas', 'higher', cas, _fmt)}.")
     tstr = _number(row, "tstr")
     if tstr is not None:
         tail = "" if chance is None else ("; no better than chance" if tstr <= chance
                                           else f"; {_fmt(tstr - chance)} above chance")
-        lines.append(f"TSTR (a classifier trained on real, tested on {candidate} samples): {_fmt(tstr)} "
-                     f"(higher is better: samples show their class); {'; '.join(refs)}{tail}; "
+        lines.append(f"TSTR (a classifier trained on the {candidate} samples, tested on held-out real maps): "
+                     f"{_fmt(tstr)} (higher is better: the samples carry what separates the real classes); {'; '.join(refs)}{tail}; "
                      f"{_baselines(_class_rows(cf), candidate, 'tstr', 'higher', tstr, _fmt)}.")
     return lines
 
