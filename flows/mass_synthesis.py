@@ -26,8 +26,9 @@ from tasks.params import load_stage_params
 @flow(name="mass_synthesis", log_prints=True)
 def mass_synthesis(n_samples: int | None = None, classes: dict[str, float] | None = None,
                    generator: str | int = "champion", sampler: str | None = None, steps: int | None = None,
-                   out: str | None = None, block_size: int | None = None, dask_address: str | None = None,
-                   seed: int | None = None, device: str | None = None, replace: bool = False,
+                   out: str | None = None, block_size: int | None = None, micro_batch: int | None = None,
+                   dask_address: str | None = None, seed: int | None = None, device: str | None = None,
+                   replace: bool = False,
                    params_path: str = "params.yaml") -> dict:
     """Synthesise ``n_samples`` HSIs (default synthesis.n) into a Zarr store.
 
@@ -35,14 +36,15 @@ def mass_synthesis(n_samples: int | None = None, classes: dict[str, float] | Non
     version number (3) or models:/… URI of generator.model_name. sampler, steps: ddpm | ddim | dpm++ | dpm++sde and its steps
     (default synthesis.*). out: a path (relative to the params file) or an fsspec URL such as s3://bucket/x.zarr
     (needs s3fs); null: stores/mass_synthesis/<config hash>.zarr. block_size: samples per block (one task run, one
-    Zarr chunk). dask_address: tcp://host:8786 runs the blocks on that Dask cluster; null runs them in this flow
-    run's threads. seed: base seed (sample i's randomness comes from (seed, i)). device: auto | cpu | cuda
+    Zarr chunk; a multiple of micro_batch). micro_batch: samples per generator call (default synthesis.micro_batch;
+    part of the store's configuration). dask_address: tcp://host:8786 runs the blocks on that Dask cluster; null
+    runs them in this flow run's threads. seed: base seed (sample i's randomness comes from (seed, i)). device: auto | cpu | cuda
     (default synthesis.device). replace: overwrite a store of another configuration at ``out``.
     """
     params = load_stage_params(params_path)
     plan = plan_mass_synthesis(params, n_samples=n_samples, classes=classes, generator=generator, sampler=sampler,
-                               steps=steps, out=out, block_size=block_size, dask_address=dask_address, seed=seed,
-                               device=device, replace=replace)
+                               steps=steps, out=out, block_size=block_size, micro_batch=micro_batch,
+                               dask_address=dask_address, seed=seed, device=device, replace=replace)
     progress = BlockProgress(plan)
     if plan.todo:
         with block_runner(plan) as runner:

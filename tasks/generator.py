@@ -262,9 +262,10 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
 
 def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_mix: dict | None,
                   seed: int | None = None, sampler: str | None = None, steps: int | None = None,
-                  guidance_scale: float | None = None, device: str | None = None):
+                  guidance_scale: float | None = None, device: str | None = None, micro_batch: int | None = None):
     """The SynthesisJob of ``n`` samples of ``gen`` (the loaded generator of ``models``) with ``class_mix`` (None:
-    unconditional); seed, sampler, steps, guidance_scale and device default to params (``seed``, ``synthesis.*``).
+    unconditional); seed, sampler, steps, guidance_scale, device and micro_batch default to params (``seed``,
+    ``synthesis.*``).
     ``device`` auto/cpu/cuda goes through :func:`ubf_core.devices.pick_device`."""
     from ubf_core.synthesis import SynthesisJob, plan_labels
 
@@ -274,11 +275,11 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
         raise UBFInputError(models.unmixing_uri, f"k = {E.shape[1]} endmembers but {models.generator_uri} "
                                                  f"generates k = {gen.k} maps")
     labels = plan_labels(n, class_mix, gen.classes)
-    options = {}
+    options = {"micro_batch": s.get("micro_batch", 1) if micro_batch is None else micro_batch}
     if gen.name == "ddpm":
         from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
 
-        options = {"sampler": str(s.get("sampler", FAST_SAMPLER) if sampler is None else sampler),
+        options |= {"sampler": str(s.get("sampler", FAST_SAMPLER) if sampler is None else sampler),
                    "steps": int(s.get("steps", FAST_SAMPLER_DEFAULT_STEPS) if steps is None else steps),
                    "guidance_scale": float(s.get("guidance_scale", 2.0) if guidance_scale is None else guidance_scale)}
         if not class_mix:

@@ -144,8 +144,8 @@ class MassSynthesisPlan:
 def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dict[str, float] | None = None,
                         generator: str | int | None = "champion", sampler: str | None = None,
                         steps: int | None = None, out: str | None = None, block_size: int | None = None,
-                        dask_address: str | None = None, seed: int | None = None, device: str | None = None,
-                        replace: bool = False) -> MassSynthesisPlan:
+                        micro_batch: int | None = None, dask_address: str | None = None, seed: int | None = None,
+                        device: str | None = None, replace: bool = False) -> MassSynthesisPlan:
     """Check the request and prepare the store: MLflow server, generator version (alias or number) and the
     unmixing model it was trained with, classes, device, output location, Dask scheduler; then keep a finished
     store of the same configuration, resume a partial one, or start a new one (``replace`` overwrites a store of
@@ -173,7 +173,7 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
                                models.generator_version)
     gen = load_generator(gen_dir)
     job = synthesis_job(params, models, gen, n=n, class_mix=class_mix, seed=seed, sampler=sampler, steps=steps,
-                        device=device)
+                        device=device, micro_batch=micro_batch)
     want = job.config_hash()
     local, remote = output_location(params, out or f"{DEFAULT_OUT_DIR}/{want}.zarr", want)
     settings = {**s, "n": n, "class_mix": class_mix, "sampler": dict(job.sampler or {}), "device": job.device,

@@ -128,6 +128,25 @@ def test_same_seed_same_samples_and_batch_equals_one_by_one(trained, name, optio
     assert not np.allclose(batch[0], batch[3])   # same label, different index → different sample
 
 
+@pytest.mark.parametrize("name,options", [("ddpm", {"sampler": "dpm++sde", "steps": 5}), ("vae", {}), ("gan", {})])
+def test_micro_batches_are_fixed_groups_of_the_run(trained, name, options):
+    """micro_batch m: the networks take m samples per call, grouped by index (0-3, 4-6 for m = 4 and 7 samples), so
+    a run split at multiples of m gives the same maps; the same seeds as m = 1 up to float rounding."""
+    gen = trained[name]
+    labels = ["water", "forest", 1, "water", "forest", "water", 0]
+    whole = gen.sample(7, seed=2, labels=labels, micro_batch=4, **options)
+    split = np.concatenate([gen.sample(4, seed=2, labels=labels[:4], micro_batch=4, **options),
+                            gen.sample(3, seed=2, labels=labels[4:], start_index=4, micro_batch=4, **options)])
+    assert np.array_equal(whole, split)
+    one = gen.sample(7, seed=2, labels=labels, micro_batch=1, **options)
+    np.testing.assert_allclose(whole, one, atol=1e-3)
+    assert (whole >= 0).all() and np.allclose(whole.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(UBFInputError, match="start_index 2 is not a multiple of micro_batch 4"):
+        gen.sample(2, seed=2, labels=labels[:2], start_index=2, micro_batch=4, **options)
+    with pytest.raises(UBFInputError, match="micro_batch must be a positive integer"):
+        gen.sample(2, seed=2, labels=labels[:2], micro_batch=0, **options)
+
+
 @pytest.mark.parametrize("size", [SIZE, (6, 10)])     # (6, 10): a sample is not a multiple of 64 bytes
 def test_unconditional_batch_equals_one_by_one(trained, size):
     gen = trained["ddpm-uncond"]

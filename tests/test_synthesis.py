@@ -23,11 +23,12 @@ def generator_dir(tmp_path_factory):
     return str(gen.save(tmp_path_factory.mktemp("gen") / "vae"))
 
 
-def _job(n=10, seed=3, snr=None, mix_=None):
+def _job(n=10, seed=3, snr=None, mix_=None, micro_batch=None):
     rng = np.random.default_rng(0)
     return SynthesisJob(labels=plan_labels(n, mix_ or {"Beach": 1, "Forest": 1}, CLASSES), seed=seed, size=SIZE,
                         endmembers=rng.uniform(0.05, 0.6, (len(WL), K)).astype(np.float32), wavelengths_nm=WL,
-                        snr_db=snr, config={"generator": "test-vae"})
+                        snr_db=snr, config={"generator": "test-vae"},
+                        sampler=None if micro_batch is None else {"micro_batch": micro_batch})
 
 
 def _arrays(path):
@@ -59,6 +60,27 @@ def test_block_size_and_workers_do_not_change_the_store(generator_dir, tmp_path)
     assert ds["reflectance"].encoding["chunks"][0] == 4 and ds.attrs["complete"] is True
     assert ds["wavelength"].attrs["units"] == "nm"
     assert not partial_path(tmp_path / "b4.zarr").exists()
+
+
+def test_micro_batches_give_the_same_store_for_any_block_multiple(generator_dir, tmp_path):
+    """m = 4, 10 samples (micro-batches 0-3, 4-7, 8-9): blocks of 4 or 8 on one or two workers write the same store;
+    a block size that is not a multiple of m is refused before anything is written."""
+    job = _job(micro_batch=4)
+    with dask_client(n_workers=1, threads_per_worker=1, processes=False) as client:
+        synthesize(job, generator_dir, tmp_path / "b4.zarr", client=client, block_size=4)
+        synthesize(_job(), generator_dir, tmp_path / "m1.zarr", client=client, block_size=5)
+        with pytest.raises(UBFInputError, match="synthesis.block_size.*6 is not a multiple of synthesis.micro_batch"):
+            synthesize(job, generator_dir, tmp_path / "b6.zarr", client=client, block_size=6)
+        with pytest.raises(UBFInputError, match="synthesis.micro_batch.*positive integer"):
+            synthesize(_job(micro_batch=0), generator_dir, tmp_path / "m0.zarr", client=client, block_size=4)
+    with dask_client(n_workers=2, threads_per_worker=1, processes=True) as client:
+        synthesize(job, generator_dir, tmp_path / "b8.zarr", client=client, block_size=8)
+    assert not any(p.name.startswith((".b6", "b6", ".m0", "m0")) for p in tmp_path.iterdir())
+    ref = _arrays(tmp_path / "b4.zarr")
+    _same(ref, _arrays(tmp_path / "b8.zarr"))
+    assert job.config_hash() != _job().config_hash()     # m is part of the configuration
+    one = _arrays(tmp_path / "m1.zarr")                   # m = 1: the same seeds, up to float rounding
+    np.testing.assert_allclose(ref["abundance"], one["abundance"], atol=1e-4)
 
 
 def test_an_interrupted_run_resumes_and_equals_an_uninterrupted_one(generator_dir, tmp_path):

@@ -8,8 +8,9 @@ The output is a Zarr v3 store:
   seed, derived from the base seed and the sample index) along ``sample``;
 - ``block_done`` (block,) uint8: 1 once every array of the block is written.
 
-One chunk along ``sample`` per block. Every sample's randomness derives from (base seed, sample index) only, so the
-arrays are the same whatever the block size and the number of workers. The store is built under a hidden
+One chunk along ``sample`` per block. Every sample's randomness derives from (base seed, sample index) only, and
+the generator evaluates fixed micro-batches of m samples (``sampler["micro_batch"]``, part of the configuration;
+block sizes must be multiples of m), so the arrays are the same whatever the block size and the number of workers. The store is built under a hidden
 ``.<name>.partial`` folder beside the output; a killed run leaves it there and the next run with the same
 configuration computes only the blocks whose ``block_done`` is 0 (a half-written block is rewritten whole). The
 output path appears only when every block is done (a rename). An existing output written with another
@@ -108,6 +109,11 @@ class SynthesisJob:
     @property
     def n(self) -> int:
         return len(self.labels)
+
+    @property
+    def micro_batch(self) -> int:
+        """m: samples per generator call (``sampler["micro_batch"]``, default 1); block sizes are multiples of m."""
+        return (self.sampler or {}).get("micro_batch", 1)
 
     @property
     def seeds(self) -> np.ndarray:
@@ -282,6 +288,12 @@ def prepare_store(job: SynthesisJob, generator_dir: str | Path, out: str | Path,
                                           f"wavelengths")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise UBFInputError("synthesis.block_size", f"must be a positive integer, got {block_size!r}")
+    m = job.micro_batch
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise UBFInputError("synthesis.micro_batch", f"must be a positive integer, got {m!r}")
+    if block_size % m:
+        raise UBFInputError("synthesis.block_size", f"{block_size} is not a multiple of synthesis.micro_batch "
+                                                    f"= {m}: a block must hold whole micro-batches")
     if out.exists():
         have = _attrs(out).get("config_hash")
         if have == want:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,13 @@ def staging_dir(final: str | Path) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # a failed Dask write raises at its first failed chunk while other threads may still be writing theirs
+        # (and recreating folders): remove again until the folder stays gone
+        for _ in range(20):
+            shutil.rmtree(tmp, ignore_errors=True)
+            time.sleep(0.05)
+            if not tmp.exists():
+                break
 
 
 def replace_path(src: Path, dst: Path) -> None:

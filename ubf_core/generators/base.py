@@ -108,8 +108,10 @@ class AbundanceGenerator(abc.ABC):
     @abc.abstractmethod
     def _sample(self, n: int, size: tuple[int, int], labels: torch.Tensor | None,
                 generators: list[torch.Generator], progress: bool, **options) -> torch.Tensor:
-        """n abundance maps (n, k, H, W) on the simplex; sample j draws its randomness only from
-        ``generators[j]`` and its result must not depend on the other samples of the call."""
+        """n abundance maps (n, k, H, W) on the simplex, computed as one batch (one micro-batch of
+        :meth:`sample`); sample j draws its randomness only from ``generators[j]``. The networks see the n
+        samples in one call, on freshly allocated inputs (see :func:`own_copy`), so a sample's value depends
+        only on its micro-batch (its own index and those of its group), never on how the caller split the run."""
 
     # ----------------------------------------------------------------------------------------------------------
     # shared behaviour
@@ -211,19 +213,29 @@ class AbundanceGenerator(abc.ABC):
         return history
 
     def sample(self, n: int, size: tuple[int, int] | None = None, seed: int = 0, labels=None,
-               start_index: int = 0, **options) -> np.ndarray:
+               start_index: int = 0, micro_batch: int = 1, **options) -> np.ndarray:
         """n new abundance maps (n, k, H, W) float32, non-negative and summing to one over k at every pixel.
 
         size: (H, W) in pixels, None for the trained ``size``.
         seed, start_index: sample j is a function of (seed, start_index + j) only, so one call with n maps equals
             n calls with n=1 and start_index = start_index + j.
+        micro_batch: m, the samples the networks evaluate in one call. Sample i (counted from index 0 of the
+            run, i = start_index + j) is computed in the group ⌊i/m⌋·m … ⌊i/m⌋·m + m − 1, cut at the end of this
+            call; ``start_index`` must be a multiple of m. Calls whose starts are multiples of m and whose sizes
+            are multiples of m (the last call of a run excepted) therefore give the same maps however the run is
+            split; m = 1 (one sample per network call) gives the same maps for any split. Larger m fills a GPU;
+            maps differ in the last bits between values of m (batched kernels sum in another order).
         labels: None (unconditional), one class (name or index) for all maps, or n of them.
         options: the implementation's sampler options (``sample_options``) and ``progress`` (a progress bar).
         """
         where = f"{self.name} generator.sample"
         n = _positive_int(n, where, "n (number of samples)")
+        m = _positive_int(micro_batch, where, "micro_batch")
         if isinstance(start_index, bool) or not isinstance(start_index, (int, np.integer)) or start_index < 0:
             raise UBFInputError(where, f"start_index must be an integer ≥ 0, got {start_index!r}")
+        if start_index % m:
+            raise UBFInputError(where, f"start_index {start_index} is not a multiple of micro_batch {m}: the "
+                                       f"run's micro-batches would be cut")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise UBFInputError(where, f"seed must be an integer, got {seed!r}")
         size = self.size if size is None else _check_pair(size, where, "size")
@@ -245,8 +257,11 @@ class AbundanceGenerator(abc.ABC):
         with torch.no_grad(), deterministic_torch():
             for net in self.networks().values():
                 net.eval()
-            maps = self._sample(n, size, y, generators, progress, **options)
-        return maps.detach().to("cpu", torch.float32).numpy()
+            maps = [self._sample(min(m, n - a), size, None if y is None else y[a:a + m], generators[a:a + m],
+                                 progress, **options).detach().to("cpu", torch.float32)
+                    for a in tqdm(range(0, n, m), desc=f"{self.name} sampling", unit="micro-batch",
+                                  disable=not progress or n <= m, leave=False)]
+        return torch.cat(maps).numpy()
 
     def save(self, path: str | Path) -> Path:
         """Write the model to the folder ``path`` (created): ``generator.json`` (name, k, size, classes, config)

@@ -20,9 +20,10 @@ Classes: the UNet gets ``num_class_embeds = len(classes) + 1`` (the last = "no c
 probability ``p_uncond`` in training; sampling with labels uses classifier-free guidance
 ε = ε_uncond + w·(ε_cond − ε_uncond) with ``guidance_scale`` w (w = 1: the conditional model alone).
 
-Batch invariance: the UNet is evaluated one sample at a time, on its own copy of the sample (a guided sample as
-one pair cond/uncond), and the scheduler steps and the final mapping are element-wise or per-sample, so a sample's
-value does not depend on how many others share the call (see :func:`~ubf_core.generators.base.own_copy`).
+Micro-batches: ``sample(..., micro_batch=m)`` hands ``_sample`` m samples at a time; the UNet evaluates them in
+one call (a guided micro-batch as one call of 2m: cond, then uncond), on a fresh copy
+(:func:`~ubf_core.generators.base.own_copy`), and the scheduler steps and the final mapping are element-wise or
+per-sample, so a sample's value depends only on its micro-batch, not on how a run is split into calls.
 ``last_nfe`` holds the UNet evaluations per sample of the last ``sample`` call (a guided pair counts 2).
 """
 
@@ -187,25 +188,24 @@ class DDPMGenerator(AbundanceGenerator):
         step_kwargs = {"generator": generators}
         if sampler == "ddim":   # ε re-derived from the clipped x0, as in the DDPM posterior and DPM-Solver++
             step_kwargs.update(eta=float(eta), use_clipped_model_output=True)
-        null = None if labels is None else torch.tensor([self.null_class], device=self.device)
+        if labels is not None:
+            labels = labels.to(self.device)
+            null = torch.full_like(labels, self.null_class)
         for t in tqdm(scheduler.timesteps, desc=f"{sampler} sampling", unit="step", disable=not progress,
                       leave=False):
-            model_input = scheduler.scale_model_input(x, t)
-            eps = []
-            for j in range(n):   # one sample per UNet call: batch-size-independent results
-                xj = own_copy(model_input[j:j + 1])
-                if labels is None:
-                    eps.append(self.unet(xj, t).sample)
-                elif guided:
-                    pair = self.unet(torch.cat([xj, xj]), t,
-                                     class_labels=torch.cat([labels[j:j + 1].to(self.device), null])).sample
-                    cond, uncond = pair[:1], pair[1:]
-                    eps.append(uncond + w * (cond - uncond))
-                else:
-                    eps.append(self.unet(xj, t, class_labels=labels[j:j + 1].to(self.device)).sample)
-            x = scheduler.step(torch.cat(eps), t, x, **step_kwargs).prev_sample
+            model_input = own_copy(scheduler.scale_model_input(x, t))   # the micro-batch: one UNet call
+            if labels is None:
+                eps = self.unet(model_input, t).sample
+            elif guided:   # cond and uncond of the whole micro-batch in one call
+                pair = self.unet(torch.cat([model_input, model_input]), t,
+                                 class_labels=torch.cat([labels, null])).sample
+                cond, uncond = pair[:n], pair[n:]
+                eps = uncond + w * (cond - uncond)
+            else:
+                eps = self.unet(model_input, t, class_labels=labels).sample
+            x = scheduler.step(eps, t, x, **step_kwargs).prev_sample
         self.last_nfe = steps * (2 if guided else 1)
-        return torch.cat([to_abundances(own_copy(x[j:j + 1]), self.config["constraint"]) for j in range(n)])
+        return to_abundances(x, self.config["constraint"])
 
     # ------------------------------------------------------------------------------------------------ storage
     def _save_weights(self, folder: Path) -> None:

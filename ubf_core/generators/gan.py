@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-from tqdm.auto import tqdm
 
 from ubf_core.generators.base import own_copy
 from ubf_core.generators.conv import ConvDecoder, ConvEncoder, LatentConvGenerator
@@ -91,6 +90,4 @@ class GANGenerator(LatentConvGenerator):
 
     def _sample(self, n, size, labels, generators, progress, temperature: float = 1.0) -> torch.Tensor:
         z, y = self._latents(generators, temperature), self._sample_labels(n, labels)
-        maps = [self.generator(own_copy(z[j:j + 1]), None if y is None else y[j:j + 1])
-                for j in tqdm(range(n), desc="gan sampling", unit="map", disable=not progress, leave=False)]
-        return torch.cat(maps)
+        return self.generator(own_copy(z), y)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.base import own_copy
@@ -85,6 +84,4 @@ class VAEGenerator(LatentConvGenerator):
 
     def _sample(self, n, size, labels, generators, progress, temperature: float = 1.0) -> torch.Tensor:
         z, y = self._latents(generators, temperature), self._sample_labels(n, labels)
-        maps = [torch.softmax(self.net.decode(own_copy(z[j:j + 1]), None if y is None else y[j:j + 1]), dim=1)
-                for j in tqdm(range(n), desc="vae sampling", unit="map", disable=not progress, leave=False)]
-        return torch.cat(maps)
+        return torch.softmax(self.net.decode(own_copy(z), y), dim=1)
