@@ -52,7 +52,8 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
         from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
 
         sampler = {"sampler": FAST_SAMPLER, "steps": FAST_SAMPLER_DEFAULT_STEPS}
-    a = gen.sample(len(want), seed=seed, labels=want if classes else None, **sampler)
+    a = gen.sample(len(want), seed=seed, labels=want if classes else None,
+                   micro_batch=int(section(params, "synthesis").get("micro_batch", 1)), **sampler)
     return mix(a, endmembers), a
 
 

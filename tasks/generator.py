@@ -15,7 +15,7 @@ from tasks.registry import (configure_tracking, download_generator, experiment, 
                             register, resolve_model_version, write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
-from ubf_core.devices import pick_device
+from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics import abundance_histogram_distance
 
@@ -140,6 +140,8 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
         raise UBFInputError("generator.train.steps", "0 steps trains nothing: give steps ≥ 1, or start from a "
                                                      "checkpoint (generator.init_from_checkpoint)")
     pv = dict(g.get("preview") or {})
+    device = pick_device(t.get("device", "auto"), "generator.train.device")
+    autocast = resolve_autocast(device, settings.autocast, "generator.train.autocast")   # refused before any work
 
     configure_tracking(resolve(params, "."))
     stage = "pretrain_generator" if pretrain else "train_generator"
@@ -153,16 +155,19 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
         mlflow.set_tags({"params_hash": params_hash(g, params.get("seed")),
                          "unmixing_model_version": str(e_attrs.get("model_version", "")),
                          "wavelength_nm": json.dumps([float(v) for v in wl]),
-                         "started_from": json.dumps(started_from) if started_from else "scratch"})
-        gen.to(pick_device(t.get("device", "auto"), "generator.train.device"))
+                         "started_from": json.dumps(started_from) if started_from else "scratch",
+                         "device": device, "autocast": autocast})
+        gen.to(device)
         history = gen.fit(maps, labels if classes else None, settings, seed=seed,
                           on_log=lambda step, rec: mlflow.log_metrics(
                               {k: v for k, v in rec.items() if k != "step"}, step=step))
         per = int(pv.get("n_per_class", 2))
         want = [c for c in (classes or []) for _ in range(per)] or None
         n = len(want) if want else max(8, per)
-        options = {} if gen.name != "ddpm" else {"sampler": pv.get("sampler", FAST_SAMPLER),
-                                                 "steps": int(pv.get("steps", FAST_SAMPLER_DEFAULT_STEPS))}
+        options = {"micro_batch": int(section(params, "synthesis").get("micro_batch", 1))}
+        if gen.name == "ddpm":
+            options |= {"sampler": pv.get("sampler", FAST_SAMPLER),
+                        "steps": int(pv.get("steps", FAST_SAMPLER_DEFAULT_STEPS))}
         samples = gen.sample(n, seed=seed, labels=want, **options)
         uncond = gen.sample(n, seed=seed + 1, **options)
         real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])

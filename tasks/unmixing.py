@@ -16,6 +16,7 @@ from tasks.registry import (configure_tracking, experiment, load_torch_model, lo
                             write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
+from ubf_core.devices import resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics import abundance_histogram_distance
 from ubf_core.spectral import load_camera_response, load_cie1931
@@ -90,6 +91,7 @@ def train_unmixing_task(params: dict) -> dict:
                            "beta": settings.beta, "stem": settings.stem, "widths": str(list(settings.widths)),
                            "init_endmembers": settings.init_endmembers, "seed": seed,
                            **{f"train.{a}": b for a, b in (u.get("train") or {}).items()}})
+        mlflow.set_tags({"autocast": resolve_autocast(settings.train.device, settings.train.autocast)})
         mlflow.set_tags({"params_hash": params_hash(u, params.get("seed")),
                          "hsi_store_params_hash": hsi_store.attrs.get("params_hash", ""),
                          "hsi_store_sources": json.dumps(hsi_store.attrs.get("source_checksums", {}))})

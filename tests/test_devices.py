@@ -1,5 +1,6 @@
 """Mixed precision through one code path (ubf_core.devices.AmpStep): float16 with loss scaling on CUDA, plain
-float32 on the CPU, bit-identical there to a hand-written ``zero_grad(); backward(); [clip]; step()`` loop.
+float32 on the CPU, bit-identical there to a hand-written ``zero_grad(); backward(); [clip]; step()`` loop, and
+bfloat16 on a CPU that has fast kernels for it (train.autocast, ubf_core.devices.resolve_autocast).
 
 The CUDA tests run only where torch sees a GPU.
 """
@@ -11,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from ubf_core.devices import AmpStep, mixed_precision
+from ubf_core.devices import AmpStep, cpu_supports_bfloat16, mixed_precision, resolve_autocast
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -151,6 +152,59 @@ def test_every_training_loop_steps_through_amp_step(monkeypatch):
     assert count(lambda: train_classifier(make_classifier("cnn", 6, 3, seed=0), px, py, epochs=1,
                                           batch_size=4)) == 2
     assert count(lambda: train_feature_net(px, py, epochs=1, batch_size=4, width=4, dim=4)) == 2
+
+
+def test_autocast_choices_resolve_per_device_and_bad_ones_name_the_param(monkeypatch):
+    """train.autocast: auto picks float16 on CUDA and bfloat16 only on a CPU with fast bfloat16 kernels; a dtype
+    the device cannot run is a one-line error naming the param (the probe is forced both ways to cover both)."""
+    import ubf_core.devices as devices
+    from ubf_core.errors import UBFInputError
+    from ubf_core.generators import TrainSettings
+    from ubf_core.unmixing.experiment import UnmixingSettings
+
+    assert resolve_autocast("cuda", "auto") == "float16" and resolve_autocast("cpu", "none") == "none"
+    for fast in (True, False):
+        monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda fast=fast: fast)
+        assert resolve_autocast("cpu", "auto") == ("bfloat16" if fast else "none")
+        if fast:
+            assert resolve_autocast("cpu", "bfloat16") == "bfloat16"
+        else:
+            with pytest.raises(UBFInputError, match="unmixing.train.autocast: bfloat16 autocast needs a CPU with "
+                                                    "AVX-512 BF16 or AMX"):
+                resolve_autocast("cpu", "bfloat16", "unmixing.train.autocast")
+    with pytest.raises(UBFInputError, match="generator.train.autocast: float16 autocast needs a CUDA device"):
+        resolve_autocast("cpu", "float16", "generator.train.autocast")
+    with pytest.raises(UBFInputError, match="generator.train.autocast: must be one of auto, none, bfloat16, "
+                                            "float16, got 'fp8'"):
+        TrainSettings(autocast="fp8")
+    with pytest.raises(UBFInputError, match="unmixing.train.autocast: float16 autocast needs a CUDA device"):
+        UnmixingSettings.from_params({"train": {"device": "cpu", "autocast": "float16"}})
+
+
+@pytest.mark.skipif(not cpu_supports_bfloat16(), reason="needs a CPU with AVX-512 BF16 or AMX")
+def test_cpu_bfloat16_training_runs_the_forward_pass_in_bfloat16_and_learns():
+    """bfloat16 autocast on the CPU: convolutions in bfloat16, float32 weights and loss, no loss scaling; the
+    DDPM loss falls and the same seed gives the same weights."""
+    from ubf_core.generators import TrainSettings, make_generator
+
+    amp = AmpStep("cpu", "bfloat16")
+    assert not amp.enabled and amp.dtype == "bfloat16"
+    model = _model()
+    with amp.autocast():
+        assert model[0](torch.randn(2, 3, 8, 8)).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.full(3, 0.3), size=(16, 8, 8)).transpose(0, 3, 1, 2).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        gen = make_generator("ddpm", 3, (8, 8), num_train_timesteps=50, block_out_channels=[8, 8],
+                             norm_num_groups=4)
+        history = gen.fit(a, settings=TrainSettings(steps=40, batch_size=8, lr=3e-3, log_every=10, ema_decay=0,
+                                                    autocast="bfloat16"), seed=1, progress=False)
+        runs.append((history, gen.unet.conv_in.weight.detach().clone()))
+    assert runs[0][0][-1]["loss"] < runs[0][0][0]["loss"]
+    assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
 
 
 @needs_cuda

@@ -22,10 +22,12 @@ from ubf_core.errors import UBFInputError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICES", "AUTOCAST_DTYPE", "pick_device", "is_cuda", "mixed_precision", "AmpStep"]
+__all__ = ["DEVICES", "AUTOCAST_DTYPE", "AUTOCAST_CHOICES", "pick_device", "is_cuda", "cpu_supports_bfloat16",
+           "resolve_autocast", "mixed_precision", "AmpStep", "adam"]
 
 DEVICES = ("auto", "cpu", "cuda")
 AUTOCAST_DTYPE = "float16"   # torch.autocast dtype on CUDA, training and sampling (part of a synthesis store's hash)
+AUTOCAST_CHOICES = ("auto", "none", "bfloat16", "float16")   # train.autocast of the training loops
 
 
 def pick_device(name: str | None = "auto", where: str = "device") -> str:
@@ -55,19 +57,60 @@ def is_cuda(device: str | torch.device) -> bool:
     return str(device).split(":")[0] == "cuda"
 
 
-def mixed_precision(device: str | torch.device):
-    """``torch.autocast`` in float16 on a CUDA device, a no-op context elsewhere: one code path for both."""
+def cpu_supports_bfloat16() -> bool:
+    """True when this CPU has fast bfloat16 kernels (AVX-512 BF16 or AMX instructions, as oneDNN uses them)."""
     import torch
 
-    if not is_cuda(device):
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_autocast(device: str | torch.device, name: str = "auto", where: str = "train.autocast") -> str:
+    """The autocast dtype a training run on ``device`` uses for ``name`` (one of AUTOCAST_CHOICES): "float16",
+    "bfloat16" or "none".
+
+    ``auto``: float16 on CUDA (AUTOCAST_DTYPE), bfloat16 on a CPU with fast bfloat16 kernels
+    (:func:`cpu_supports_bfloat16`; about 1.2–1.3× the steps/s of float32 for the project's networks on such a
+    CPU, benchmarks/training_speed.py), none elsewhere. A dtype the device cannot run fast is a UBFInputError
+    naming ``where``: float16 on a CPU, bfloat16 on a CPU without those instructions or a GPU without bfloat16.
+    """
+    import torch
+
+    if name not in AUTOCAST_CHOICES:
+        raise UBFInputError(where, f"must be one of {', '.join(AUTOCAST_CHOICES)}, got {name!r}")
+    cuda = is_cuda(device)
+    if name == "auto":
+        return AUTOCAST_DTYPE if cuda else ("bfloat16" if cpu_supports_bfloat16() else "none")
+    if name == "float16" and not cuda:
+        raise UBFInputError(where, "float16 autocast needs a CUDA device (CPUs have no fast float16 training "
+                                   "kernels); use bfloat16, none or auto")
+    if name == "bfloat16" and cuda and not torch.cuda.is_bf16_supported():
+        raise UBFInputError(where, f"bfloat16 autocast: the GPU of {device} does not support bfloat16; use "
+                                   f"float16, none or auto")
+    if name == "bfloat16" and not cuda and not cpu_supports_bfloat16():
+        raise UBFInputError(where, "bfloat16 autocast needs a CPU with AVX-512 BF16 or AMX instructions and this "
+                                   "one has neither; use none or auto")
+    return name
+
+
+def mixed_precision(device: str | torch.device, dtype: str | None = None):
+    """``torch.autocast`` on ``device`` in ``dtype`` ("float16", "bfloat16"; "none": a no-op context). None: the
+    device's default, float16 on a CUDA device and no autocast elsewhere. One code path for both kinds of device."""
+    import torch
+
+    if dtype is None:
+        dtype = AUTOCAST_DTYPE if is_cuda(device) else "none"
+    if dtype == "none":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=getattr(torch, AUTOCAST_DTYPE))
+    return torch.autocast(device_type="cuda" if is_cuda(device) else "cpu", dtype=getattr(torch, dtype))
 
 
 class AmpStep:
     """Optimisation steps in mixed precision on a CUDA device and in plain float32 elsewhere, through one code path.
 
-    ``device``: "cpu", "cuda", "cuda:N" or a ``torch.device`` (where the model and its batches are). Per batch::
+    ``device``: "cpu", "cuda", "cuda:N" or a ``torch.device`` (where the model and its batches are). ``dtype``:
+    the autocast dtype ("float16", "bfloat16", "none"; :func:`resolve_autocast` turns a ``train.autocast`` param
+    into one); None: float16 on CUDA, none elsewhere. bfloat16 keeps float32's exponent range, so it needs no loss
+    scaling (the scaler is a pass-through). Per batch::
 
         amp = AmpStep(device)                          # once, before the loop
         with amp.autocast():
@@ -78,9 +121,9 @@ class AmpStep:
     optimiser state stay float32; ``scaler`` (a ``torch.amp.GradScaler``) multiplies the loss by a scale before
     back-propagation so small float16 gradients do not underflow, divides the gradients by it again before clipping
     and stepping, skips a step whose gradients hold inf or NaN, and adapts the scale (halved after such a step,
-    doubled after 2000 clean ones). Elsewhere the scaler is disabled (a pass-through) and ``autocast`` a no-op, so
-    a step is exactly ``optimizer.zero_grad(); loss.backward(); [clip_grad_norm_]; optimizer.step()``: the
-    results on the CPU are bit-identical to such a plain loop.
+    doubled after 2000 clean ones). Elsewhere the scaler is disabled (a pass-through) and, with dtype "none",
+    ``autocast`` a no-op, so a step is exactly ``optimizer.zero_grad(); loss.backward(); [clip_grad_norm_];
+    optimizer.step()``: the results on the CPU are bit-identical to such a plain loop.
 
     Losses should be computed in float32 (cast model outputs with ``.float()`` first): float16 has about three
     significant digits and overflows above 65504, too little for ``arccos``, logarithms or long sums.
@@ -88,21 +131,21 @@ class AmpStep:
     checks only its own optimiser's gradients for inf/NaN; the scale is shared.
     """
 
-    def __init__(self, device: str | torch.device):
+    def __init__(self, device: str | torch.device, dtype: str | None = None):
         import torch
 
         self.device = str(device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=is_cuda(self.device))
+        self.dtype = (AUTOCAST_DTYPE if is_cuda(self.device) else "none") if dtype is None else dtype
+        self.scaler = torch.amp.GradScaler("cuda", enabled=is_cuda(self.device) and self.dtype == "float16")
 
     @property
     def enabled(self) -> bool:
-        """True when steps run in mixed precision with loss scaling (a CUDA device)."""
+        """True when steps run in mixed precision with loss scaling (float16 on a CUDA device)."""
         return self.scaler.is_enabled()
 
     def autocast(self):
-        """Context for the forward pass and loss: ``torch.autocast`` float16 on CUDA, a no-op elsewhere
-        (:func:`mixed_precision`)."""
-        return mixed_precision(self.device)
+        """Context for the forward pass and loss: ``torch.autocast`` in ``dtype`` (:func:`mixed_precision`)."""
+        return mixed_precision(self.device, self.dtype)
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, max_norm: float | None = None,
              parameters: Iterable[torch.Tensor] | None = None) -> None:
@@ -124,3 +167,12 @@ class AmpStep:
             torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         self.scaler.step(optimizer)
         self.scaler.update()
+
+
+def adam(parameters: Iterable["torch.Tensor"], lr: float, **options) -> "torch.optim.Optimizer":
+    """``torch.optim.Adam`` with its fused kernel (all parameters updated in one kernel, on the CPU and on CUDA):
+    the same update rule as the default per-tensor loop, with far less per-parameter overhead for the many small
+    tensors of the project's networks. ``options``: Adam's others (betas, weight_decay, …)."""
+    import torch
+
+    return torch.optim.Adam(parameters, lr=lr, fused=True, **options)

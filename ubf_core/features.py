@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ubf_core.devices import AmpStep
+from ubf_core.devices import AmpStep, adam
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch
 
@@ -115,7 +115,7 @@ def train_feature_net(patches, labels, epochs: int = 20, batch_size: int = 32, l
     net.band_mean.copy_(xt.mean(dim=(0, 2, 3)))
     net.band_std.copy_(xt.std(dim=(0, 2, 3)).clamp_min(1e-6))
     net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=float(lr))
+    opt = adam(net.parameters(), lr=float(lr))
     amp = AmpStep(device)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(int(seed))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ubf_core.classification.augment import AugmentOptions, classic_augment
-from ubf_core.devices import AmpStep
+from ubf_core.devices import AmpStep, adam
 from ubf_core.generators.seeding import deterministic_torch
 
 __all__ = ["BALANCE_MODES", "TrainResult", "class_weights", "evaluate", "predict", "train_classifier"]
@@ -110,7 +110,7 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray | torch.Tensor, y: np
     sample_p = torch.as_tensor(weights[ty] / weights[ty].sum()) if balance == "sampler" else None
     tx, tyt = tx.to(dev), torch.as_tensor(ty, device=dev)
     model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     amp = AmpStep(dev)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     result = TrainResult()

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ubf_core.devices import adam
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch
 from ubf_core.generators.training import dihedral
@@ -145,7 +146,7 @@ def _train(net: _MapCNN, x: torch.Tensor, y: torch.Tensor, loss_fn, *, seed: int
     gen = torch.Generator().manual_seed(int(seed))
     net.set_standardisation(x)
     net.to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=float(lr))
+    opt = adam(net.parameters(), lr=float(lr))
     with deterministic_torch():
         for _ in range(int(epochs)):
             for idx in torch.randperm(len(x), generator=gen).split(int(batch_size)):

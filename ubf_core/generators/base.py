@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ubf_core.devices import AmpStep
+from ubf_core.devices import AmpStep, resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.seeding import deterministic_torch, sample_generators
 from ubf_core.generators.training import TrainSettings, WeightEMA, dihedral, lr_factor
@@ -148,8 +148,9 @@ class AbundanceGenerator(abc.ABC):
         Batches are drawn without replacement, reshuffled after each pass over the maps. With ``ema_decay`` > 0
         the networks end holding the EMA of their weights (what ``sample`` and ``save`` then use).
         Each history record is ``{"step": s, "lr": …, "loss": …, …}``, losses averaged over the steps since the
-        previous record. On a CUDA device the networks train in mixed precision (float16 forward passes, float32
-        weights and losses, scaled gradients); on the CPU in float32.
+        previous record. Forward passes run under ``settings.autocast`` (auto: float16 on a CUDA device, with
+        scaled gradients; bfloat16 on a CPU with fast bfloat16 kernels; float32 elsewhere); weights and losses stay
+        float32.
         """
         where = f"{self.name} generator.fit"
         if isinstance(labels, TrainSettings):
@@ -171,7 +172,7 @@ class AbundanceGenerator(abc.ABC):
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         history: list[dict] = []
         with deterministic_torch():
-            self._amp = AmpStep(self.device)
+            self._amp = AmpStep(self.device, resolve_autocast(self.device, settings.autocast, "generator.train.autocast"))
             optimizers = self._make_optimizers(lr)
             schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, settings))
                          for opt in optimizers]

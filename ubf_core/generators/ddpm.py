@@ -38,6 +38,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+from ubf_core.devices import adam
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.base import AbundanceGenerator, own_copy, own_memory
 from ubf_core.generators.constraints import CONSTRAINTS, to_abundances, to_diffusion_space
@@ -145,7 +146,7 @@ class DDPMGenerator(AbundanceGenerator):
 
     # ------------------------------------------------------------------------------------------------ training
     def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        self._optimizer = torch.optim.Adam(self.unet.parameters(), lr=lr)
+        self._optimizer = adam(self.unet.parameters(), lr=lr)
         return [self._optimizer]
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ubf_core.devices import adam
 from ubf_core.generators.base import own_copy
 from ubf_core.generators.conv import ConvDecoder, ConvEncoder, LatentConvGenerator
 
@@ -71,8 +72,8 @@ class GANGenerator(LatentConvGenerator):
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        self._opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.0, 0.9))
-        self._opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.0, 0.9))
+        self._opt_g = adam(self.generator.parameters(), lr=lr, betas=(0.0, 0.9))
+        self._opt_d = adam(self.discriminator.parameters(), lr=lr, betas=(0.0, 0.9))
         return [self._opt_g, self._opt_d]
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ubf_core.devices import AUTOCAST_CHOICES
 from ubf_core.errors import UBFInputError
 
 __all__ = ["TrainSettings", "lr_factor", "WeightEMA", "dihedral", "DECAYS"]
@@ -33,7 +34,8 @@ class TrainSettings:
     ``default_lr``); warmup_steps: linear warm-up from lr/warmup_steps to lr; decay: "cosine" (to
     ``min_lr_ratio``·lr at the last step) or "constant"; ema_decay: decay d of the weight EMA used for sampling
     (0: no EMA, the last weights are kept); augment: random flips and 90° rotations of every batch;
-    log_every: steps per history record (losses averaged over them).
+    log_every: steps per history record (losses averaged over them); autocast: mixed precision of the forward
+    passes, auto | none | bfloat16 | float16 (:func:`ubf_core.devices.resolve_autocast`).
     """
 
     steps: int = 1000
@@ -45,6 +47,7 @@ class TrainSettings:
     ema_decay: float = 0.999
     augment: bool = True
     log_every: int = 50
+    autocast: str = "auto"
 
     def __post_init__(self) -> None:
         where = "generator.train"
@@ -62,6 +65,9 @@ class TrainSettings:
             raise UBFInputError(where, f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise UBFInputError(where, f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.autocast not in AUTOCAST_CHOICES:
+            raise UBFInputError(f"{where}.autocast", f"must be one of {', '.join(AUTOCAST_CHOICES)}, "
+                                                     f"got {self.autocast!r}")
 
     @classmethod
     def from_params(cls, d: dict | None) -> "TrainSettings":
@@ -97,27 +103,25 @@ class WeightEMA:
     def __init__(self, networks: dict[str, torch.nn.Module], decay: float):
         self.decay = float(decay)
         self.updates = 0
-        self._nets = networks
-        self._shadow = {name: {key: value.detach().clone().float()
-                               for key, value in net.state_dict().items() if value.is_floating_point()}
-                        for name, net in networks.items()}
+        # (live tensor, its float32 average) for every floating-point entry of the state dicts; the live tensors
+        # share storage with the networks' parameters and buffers, which optimisers update in place
+        live = [value for net in networks.values() for value in net.state_dict().values()
+                if value.is_floating_point()]
+        self._live = live
+        self._shadow = [value.detach().clone().float() for value in live]
 
     @torch.no_grad()
     def update(self) -> None:
+        """average ← d·average + (1 − d)·live, with d = min(decay, (1 + updates) / (10 + updates)) (a short
+        warm-up, so early averages do not cling to the random initial weights); one fused call for all tensors."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, net in self._nets.items():
-            shadow = self._shadow[name]
-            for key, value in net.state_dict().items():
-                if key in shadow:
-                    shadow[key].mul_(d).add_(value.detach().float(), alpha=1.0 - d)
+        torch._foreach_lerp_(self._shadow, [v.detach().float() for v in self._live], 1.0 - d)
 
     @torch.no_grad()
     def copy_to(self) -> None:
-        for name, net in self._nets.items():
-            state = net.state_dict()
-            for key, value in self._shadow[name].items():
-                state[key].copy_(value.to(state[key].dtype))
+        for value, average in zip(self._live, self._shadow):
+            value.copy_(average.to(value.dtype))
 
 
 def dihedral(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

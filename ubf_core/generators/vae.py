@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ubf_core.devices import adam
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.base import own_copy
 from ubf_core.generators.conv import ConvDecoder, ConvEncoder, LatentConvGenerator
@@ -67,7 +68,7 @@ class VAEGenerator(LatentConvGenerator):
         return {"vae": self.net}
 
     def _make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        self._optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self._optimizer = adam(self.net.parameters(), lr=lr)
         return [self._optimizer]
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:

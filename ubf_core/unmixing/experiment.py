@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ubf_core.devices import pick_device
+from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics import reconstruction_report
 from ubf_core.unmixing.inputs import InputSpace, three_band
@@ -57,7 +57,9 @@ class UnmixingSettings:
                 train=TrainConfig(epochs=int(t.get("epochs", 30)), batch_size=int(t.get("batch_size", 16)),
                                   lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 0.0)),
                                   patience=int(t.get("patience", 5)), min_delta=float(t.get("min_delta", 0.0)),
-                                  seed=seed, device=pick_device(t.get("device", "auto"), "unmixing.train.device")))
+                                  seed=seed, device=pick_device(t.get("device", "auto"), "unmixing.train.device"),
+                                  autocast=str(t.get("autocast", "auto"))))
+        resolve_autocast(s.train.device, s.train.autocast, "unmixing.train.autocast")   # refused before any work
         if s.k < 2:
             raise UBFInputError("params.yaml", f"unmixing.k = {s.k}: at least 2 endmembers are needed")
         if s.init_endmembers not in ("vca", "random"):

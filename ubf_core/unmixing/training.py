@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ubf_core.devices import AmpStep
-from ubf_core.metrics import reconstruction_report
+from ubf_core.devices import AmpStep, adam, resolve_autocast
+from ubf_core.metrics import psnr, reconstruction_report, rmse
 from ubf_core.unmixing.losses import UnmixingLoss
 
 
@@ -31,6 +31,7 @@ class TrainConfig:
     min_delta: float = 0.0       # improvement smaller than this does not count
     seed: int = 0
     device: str = "cpu"
+    autocast: str = "auto"       # auto | none | bfloat16 | float16: mixed precision of the forward pass
     progress: bool = True
 
 
@@ -54,8 +55,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @torch.no_grad()
 def evaluate(model, loss_fn: UnmixingLoss, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             data_range: float = 1.0) -> dict:
-    """Validation loss and reconstruction metrics (RMSE, PSNR over ``data_range``, SSIM, SAD°, ERGAS)."""
+             data_range: float = 1.0, full: bool = True) -> dict:
+    """Validation loss and reconstruction metrics: RMSE and PSNR (over ``data_range``), and with ``full`` also
+    SSIM, SAD° and ERGAS (:func:`ubf_core.metrics.reconstruction_report`), the costlier ones."""
     model.eval()
     recon, total = [], 0.0
     for i in range(0, len(x), batch_size):
@@ -63,8 +65,11 @@ def evaluate(model, loss_fn: UnmixingLoss, x: torch.Tensor, y: torch.Tensor, bat
         loss, _ = loss_fn(y_hat, y[i:i + batch_size], model.endmembers())
         total += float(loss) * len(y_hat)
         recon.append(y_hat)
-    y_hat = torch.cat(recon).cpu().numpy()
-    report = reconstruction_report(y_hat, y.cpu().numpy(), data_range=data_range)
+    y_hat, y_ref = torch.cat(recon).cpu().numpy(), y.cpu().numpy()
+    if full:
+        report = reconstruction_report(y_hat, y_ref, data_range=data_range)
+    else:
+        report = {"rmse": rmse(y_hat, y_ref), "psnr": psnr(y_hat, y_ref, data_range=data_range)}
     return {"val_loss": total / len(x), **{f"val_{k}": v for k, v in report.items()}}
 
 
@@ -73,12 +78,14 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
                    on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Fit ``model`` (3-band input (N, 3, H, W) → reconstruction (N, C, H, W)) with Adam.
 
-    On a CUDA ``cfg.device`` the forward pass runs in mixed precision (:class:`ubf_core.devices.AmpStep`); the loss
-    is computed in float32 from the float32 reconstruction, with the endmembers Ê as the float32 parameters hold
-    them. On the CPU everything is float32. The validation pass runs in float32 on every device.
+    The forward pass runs under ``cfg.autocast`` (:func:`ubf_core.devices.resolve_autocast`; auto: float16 on
+    CUDA, bfloat16 on a CPU with fast bfloat16 kernels, float32 elsewhere; :class:`ubf_core.devices.AmpStep`); the
+    loss is computed in float32 from the float32 reconstruction, with the endmembers Ê as the float32 parameters
+    hold them. The validation pass runs in float32 on every device.
 
-    After each epoch the validation set is scored; the state with the lowest validation loss is kept and
-    restored at the end; training stops after ``cfg.patience`` epochs without improvement.
+    After each epoch the validation set is scored (loss, RMSE, PSNR); the state with the lowest validation loss is
+    kept and restored at the end, and its epoch's record gets the full report (SSIM, SAD°, ERGAS too); training
+    stops after ``cfg.patience`` epochs without improvement.
     """
     loss_fn = loss_fn or UnmixingLoss()
     gen = seed_everything(cfg.seed)
@@ -86,8 +93,8 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
     model.to(device)
     tx, ty = torch.as_tensor(train_x, device=device), torch.as_tensor(train_y, device=device)
     vx, vy = torch.as_tensor(val_x, device=device), torch.as_tensor(val_y, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    amp = AmpStep(device)
+    opt = adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = AmpStep(device, resolve_autocast(device, cfg.autocast, "unmixing.train.autocast"))
     best, best_epoch, since, history = math.inf, 0, 0, []
     best_state = copy.deepcopy(model.state_dict())
     n_batches = math.ceil(len(tx) / cfg.batch_size)
@@ -107,7 +114,7 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
                 sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         record = {"epoch": epoch, **{f"train_{k}": v / len(tx) for k, v in sums.items()},
-                  **evaluate(model, loss_fn, vx, vy, cfg.batch_size)}
+                  **evaluate(model, loss_fn, vx, vy, cfg.batch_size, full=False)}
         history.append(record)
         if on_epoch:
             on_epoch(epoch, record)
@@ -117,7 +124,7 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
         else:
             since += 1
             if since >= cfg.patience:
-                model.load_state_dict(best_state)
-                return TrainResult(best_state, best_epoch, history, stopped_early=True)
+                break
     model.load_state_dict(best_state)
-    return TrainResult(best_state, best_epoch, history)
+    history[best_epoch - 1].update(evaluate(model, loss_fn, vx, vy, cfg.batch_size))
+    return TrainResult(best_state, best_epoch, history, stopped_early=since >= cfg.patience)
