@@ -32,8 +32,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 repro: install
 	$(BIN)/python infra/repro.py -- $(REPRO_ARGS)
 
+# the suite on TEST_WORKERS processes (pytest-xdist), a test module per worker at a time, in the order of
+# tests/conftest.py (the longest modules first)
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(BIN)/python benchmarks/prepare_throughput.py

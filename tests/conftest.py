@@ -11,6 +11,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+# The modules whose tests take longest (whole-pipeline runs, server stacks), scheduled first: with the suite spread
+# over the cores (pytest-xdist, one module per worker at a time, `make test`), the others then fill the gaps and the
+# workers finish together instead of one long module starting last.
+LONGEST_FIRST = ("test_stages.py", "test_mass_synthesis.py", "test_infra_stack.py", "test_cli.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the repository (real public data, see its README.md), or skip."""

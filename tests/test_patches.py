@@ -123,3 +123,36 @@ def test_params_hash_and_checksum(tmp_path):
     before = file_checksum(tmp_path / "d")
     (tmp_path / "d" / "x.txt").write_text("2")
     assert file_checksum(tmp_path / "d") != before
+
+
+def test_parts_are_assembled_by_moving_their_chunks(tmp_path):
+    """write_store_from_parts: three parts (3, 0-fill and 2 patches) become the store that writing their
+    concatenation gives, chunk for chunk, with their chunk files moved (the parts end empty), a zero patch (no
+    chunk file) included; a part written with other codecs is refused and nothing appears."""
+    import os
+
+    from ubf_core.data.stores import to_zarr_per_element, write_store_from_parts
+
+    whole = _store(n=6)
+    whole["reflectance"][3] = 0.0            # may be left unwritten as the fill value: still a zero patch
+    whole = whole.assign_coords(source=("patch", np.array(list("aaabbb"), dtype=object)))
+    parts = []
+    for i, (a, b) in enumerate([(0, 3), (3, 4), (4, 6)]):
+        parts.append(tmp_path / f"part-{i}.zarr")
+        to_zarr_per_element(whole.isel(patch=slice(a, b)), parts[-1])
+    out = write_store_from_parts(parts, tmp_path / "s.zarr", {"kind": "test"})
+    np.testing.assert_array_equal(out["reflectance"].values, whole["reflectance"].values)
+    assert list(out["source"].values) == list("aaabbb") and out.attrs["kind"] == "test"
+    assert out["reflectance"].data.chunksize == (1, 5, 4, 4)
+    for part in parts:
+        assert not any(f.is_file() for f in (part / "reflectance").rglob("c/**/*"))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("part-")) == ["s.zarr"]
+
+    raw = tmp_path / "raw.zarr"
+    whole.isel(patch=slice(0, 2)).to_zarr(raw, zarr_format=3, consolidated=False,
+                                          encoding={"reflectance": {"chunks": (1, 5, 4, 4), "compressors": None}})
+    again = tmp_path / "again.zarr"
+    to_zarr_per_element(whole.isel(patch=slice(0, 2)), again)
+    with pytest.raises(UBFInputError, match="raw.zarr: reflectance: written with other chunk settings"):
+        write_store_from_parts([again, raw], tmp_path / "t.zarr", {})
+    assert not (tmp_path / "t.zarr").exists() and len(os.listdir(again / "reflectance" / "c")) == 2

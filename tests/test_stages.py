@@ -1,6 +1,5 @@
-"""The data stages as Prefect flows (a real Prefect engine), bad inputs at the stage level, and `dvc repro`
-end to end on the embedded sample in a copy of the repository; the `pipeline` flow, run in a second copy, writes the
-same stores."""
+"""`dvc repro` end to end on the embedded sample in a copy of the repository, and the `pipeline` flow, run in a
+second copy at the same time, writing the same stores."""
 
 from __future__ import annotations
 
@@ -22,97 +21,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _project(tmp_path: Path, edit=None) -> Path:
-    """A params.yaml in tmp_path pointing at the repository's embedded sample; stores go to tmp_path."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for spec in params["hsi"]["datasets"].values():
-        spec["path"] = str(REPO / spec["path"])
-        wl = spec.get("wavelengths", {})
-        if "table" in wl:
-            wl["table"] = str(REPO / wl["table"])
-    params["rgb"]["path"] = str(REPO / params["rgb"]["path"])
-    params["dask"].update(processes=False, n_workers=1, threads_per_worker=2)
-    if edit:
-        edit(params)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    return tmp_path / "params.yaml"
-
-
-def test_prepare_and_validate_flows_write_valid_stores(prefect_engine, tmp_path):
-    from flows.prepare_hsi import prepare_hsi
-    from flows.prepare_rgb import prepare_rgb
-    from flows.validate import validate
-
-    params = _project(tmp_path, lambda p: p["hsi"].update(datasets={k: v for k, v in p["hsi"]["datasets"].items()
-                                                                    if k in ("abu-beach-2", "salton-sea")}))
-    out = prepare_hsi(str(params))
-    hsi = xr.open_zarr(tmp_path / "stores/hsi.zarr", consolidated=False)
-    assert out["n_patches"] == hsi.sizes["patch"] > 0
-    assert hsi["reflectance"].dims == ("patch", "wavelength", "y", "x")
-    assert hsi.sizes["wavelength"] == 59 and hsi["wavelength"].values[[0, -1]].tolist() == [398.0, 698.0]
-    assert set(hsi["source"].values.astype(object)) == {"abu-beach-2", "salton-sea"}
-    assert hsi.attrs["params_hash"] and set(hsi.attrs["source_checksums"]) == {"abu-beach-2", "salton-sea"}
-    assert bool(np.isfinite(hsi["reflectance"]).all())
-    prepare_rgb(str(params))
-    rgb = xr.open_zarr(tmp_path / "stores/rgb.zarr", consolidated=False)
-    assert rgb.sizes["patch"] == 240 * 9 and rgb.sizes["y"] == 32
-    assert sorted(set(rgb["label"].values.astype(object))) == rgb.attrs["classes"]
-    summaries = validate(str(params))
-    assert all(s["success"] for s in summaries)
-    assert (tmp_path / "stores/hsi.validation.json").is_file()
-    report = (tmp_path / "reports/validation.md").read_text()
-    assert "PASSED" in report and "](hsi_preview.png)" in report
-    from PIL import Image
-
-    preview = Image.open(tmp_path / "reports/hsi_preview.png")
-    assert preview.mode == "RGB" and preview.size[0] > 8 * 32
-
-
-def test_validation_failure_names_store_expectation_and_patches(prefect_engine, tmp_path):
-    from flows.prepare_hsi import prepare_hsi
-    from flows.prepare_rgb import prepare_rgb
-    from flows.validate import validate
-    from tasks.validate import DataValidationError
-
-    params = _project(tmp_path, lambda p: p["hsi"].update(datasets={"abu-urban-1": p["hsi"]["datasets"]["abu-urban-1"]}))
-    prepare_hsi(str(params))
-    prepare_rgb(str(params))
-    # a stricter bound than the data meets: the suite must fail and say where
-    p = yaml.safe_load(params.read_text())
-    p["validation"]["reflectance_max"] = 0.3
-    params.write_text(yaml.safe_dump(p))
-    with pytest.raises(DataValidationError) as err:
-        validate(str(params))
-    msg = str(err.value)
-    assert "\n" not in msg and "hsi.zarr" in msg and "expect_column_values_to_be_between(max)" in msg
-    report = yaml.safe_load((tmp_path / "stores/hsi.validation.json").read_text())
-    failed = [r for r in report["results"] if not r["success"]]
-    assert failed and failed[0]["unexpected_patches"] and failed[0]["unexpected_sources"] == ["abu-urban-1"]
-    assert "**failed**" in (tmp_path / "reports/validation.md").read_text()
-
-
-def test_uncovered_range_stops_the_stage_and_writes_nothing(prefect_engine, tmp_path, shared_data):
-    from flows.prepare_hsi import prepare_hsi
-    from ubf_core.errors import UBFInputError
-
-    pavia = {"path": str(shared_data / "hsi/pavia_u_downsampled.mat"), "variable": "I1", "layout": "HWC",
-             "wavelengths": {"variable": "wl", "unit": "um"}}
-    params = _project(tmp_path, lambda p: p["hsi"]["datasets"].update({"pavia-u": pavia}))
-    with pytest.raises(UBFInputError, match=r"pavia-u: .*398.*not covered"):
-        prepare_hsi(str(params))
-    assert not (tmp_path / "stores").exists() or not any((tmp_path / "stores").iterdir())
-
-
-def test_patch_larger_than_a_scene_is_an_error(prefect_engine, tmp_path):
-    from flows.prepare_hsi import prepare_hsi
-    from ubf_core.errors import UBFInputError
-
-    params = _project(tmp_path, lambda p: p["patch"].update(size=64, stride=32))
-    with pytest.raises(UBFInputError, match=r"salton-sea: patch size 64 is larger than the scene \(51×56"):
-        prepare_hsi(str(params))
-    assert not (tmp_path / "stores/hsi.zarr").exists()
-
-
 def _copy_repo(dst: Path) -> None:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -123,8 +31,10 @@ def _copy_repo(dst: Path) -> None:
 
 
 def _shrink_params(work: Path) -> None:
-    """The embedded sample and every stage as shipped, with fewer training epochs and samples (test time)."""
+    """The embedded sample and every stage as shipped, with fewer RGB crops, training epochs and samples (test
+    time)."""
     params = yaml.safe_load((work / "params.yaml").read_text())
+    params["rgb"]["stride"] = 32                          # 2 × 2 crops per 64 px image instead of 3 × 3
     params["unmixing"]["train"]["epochs"] = 3
     params["generator"]["train"].update(steps=4, log_every=2)
     params["generator"]["init_from_checkpoint"] = False   # the shipped checkpoint learned other endmembers
@@ -146,29 +56,61 @@ def _stage_env(prefect_home: Path) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def dvc_repro(tmp_path_factory):
-    """One `make repro` (infra/repro.py: `dvc repro` with one shared local Prefect server) of the whole pipeline
-    (shrunk params) in a copy of the repository, shared by the tests that check it: (copy, env, the finished
-    process)."""
-    tmp = tmp_path_factory.mktemp("dvc_repro")
-    work = tmp / "repo"
-    work.mkdir()
+def _copy_project(root: Path) -> Path:
+    """A copy of the repository with the test's params (``_shrink_params``) in ``root / "repo"``."""
+    work = root / "repo"
+    work.mkdir(parents=True)
     _copy_repo(work)
     _shrink_params(work)
-    env = _stage_env(tmp / "prefect_home")
+    return work
+
+
+@pytest.fixture(scope="module")
+def end_to_end(tmp_path_factory):
+    """The two whole-pipeline runs of this module, started together (each mostly one busy core, so the pair takes
+    little longer than one): `make repro` (infra/repro.py: `dvc repro` with one shared local Prefect server) in a
+    git copy of the repository, and the Prefect `pipeline` flow in a second copy with the same params, its own
+    ephemeral Prefect and MLflow store. Returns {"repro": (copy, env, finished process), "pipeline": (copy,
+    finished process)}."""
+    tmp = tmp_path_factory.mktemp("end_to_end")
+    work, pipe = _copy_project(tmp / "dvc_repro"), _copy_project(tmp / "pipeline")
+    assert (work / "params.yaml").read_text() == (pipe / "params.yaml").read_text()
+    env = _stage_env(tmp / "dvc_repro" / "prefect_home")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=work, check=True, env=env)
     start = time.monotonic()
-    first = subprocess.run([sys.executable, "infra/repro.py"], cwd=work, env=env, capture_output=True,
-                           text=True, timeout=900)
-    print(f"\n[make repro: {time.monotonic() - start:.0f} s]")
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    logs = {name: open(tmp / f"{name}.log", "w+") for name in ("repro", "pipeline")}
+    runs = {"repro": subprocess.Popen([sys.executable, "infra/repro.py"], cwd=work, env=env, text=True,
+                                      stdout=logs["repro"], stderr=subprocess.STDOUT),
+            "pipeline": subprocess.Popen([sys.executable, "-m", "flows.pipeline", "--params", "params.yaml"],
+                                         cwd=pipe, env=_stage_env(tmp / "pipeline" / "prefect_home"), text=True,
+                                         stdout=logs["pipeline"], stderr=subprocess.STDOUT)}
+    done = {}
+    try:
+        for name, proc in runs.items():
+            proc.wait(timeout=max(1.0, 1200 - (time.monotonic() - start)))
+            logs[name].seek(0)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, logs[name].read(), "")
+            print(f"\n[{name}: {time.monotonic() - start:.0f} s]")
+    finally:
+        for proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for f in logs.values():
+            f.close()
+    return {"repro": (work, env, done["repro"]), "pipeline": (pipe, done["pipeline"])}
+
+
+@pytest.fixture(scope="module")
+def dvc_repro(end_to_end):
+    """The `make repro` run of :func:`end_to_end`: (copy, env, the finished process, output in stdout)."""
+    work, env, first = end_to_end["repro"]
+    assert first.returncode == 0, first.stdout[-6000:]
     return work, env, first
 
 
-@pytest.mark.slow
 def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     work, env, first = dvc_repro
     dvc = [sys.executable, "-m", "dvc"]
@@ -188,12 +130,12 @@ def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     rgb = xr.open_zarr(work / "stores/rgb.zarr", consolidated=False)
     assert hsi.sizes["wavelength"] == 59 and hsi.sizes["patch"] > 100
     assert len(set(hsi["source"].values.astype(object))) == 11
-    assert rgb.sizes["patch"] == 240 * 9 and len(rgb.attrs["classes"]) == 8    # 3 × 3 crops per image
+    assert rgb.sizes["patch"] == 240 * 4 and len(rgb.attrs["classes"]) == 8    # 2 × 2 crops per image
     assert (work / "reports/validation.md").is_file()
     for stage in ("train_unmixing", "infer_abundance"):
         assert f"Running stage '{stage}'" in first.stdout
     ab = xr.open_zarr(work / "stores/abundance_rgb.zarr", consolidated=False)
-    assert ab.sizes["patch"] == 240 * 9 and ab.attrs["model_version"] == 1
+    assert ab.sizes["patch"] == 240 * 4 and ab.attrs["model_version"] == 1
     np.testing.assert_allclose(ab["abundance"].sum("endmember").values, 1.0, atol=1e-5)
     assert float(ab["abundance"].min()) >= 0.0
     unmixing = json.loads((work / "reports/unmixing.json").read_text())
@@ -285,20 +227,12 @@ RUN_SPECIFIC_ATTRS = {
 
 
 @pytest.mark.slow
-def test_pipeline_flow_writes_the_same_stores_as_dvc_repro(dvc_repro, tmp_path):
+def test_pipeline_flow_writes_the_same_stores_as_dvc_repro(dvc_repro, end_to_end):
     """One pipeline, two entry points: the Prefect `pipeline` flow, run in a second copy with the same params and
     its own MLflow store, writes the stores and metrics that `dvc repro` wrote."""
     repro, _, _ = dvc_repro
-    work = tmp_path / "repo"
-    work.mkdir()
-    _copy_repo(work)
-    _shrink_params(work)
-    assert (work / "params.yaml").read_text() == (repro / "params.yaml").read_text()
-    start = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "flows.pipeline", "--params", "params.yaml"], cwd=work,
-                         env=_stage_env(tmp_path / "prefect_home"), capture_output=True, text=True, timeout=900)
-    print(f"\n[pipeline flow: {time.monotonic() - start:.0f} s]")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    work, run = end_to_end["pipeline"]
+    assert run.returncode == 0, run.stdout[-6000:]
 
     stores = _zarr_outs(repro)
     assert {"stores/hsi.zarr", "stores/rgb.zarr", "stores/endmembers.zarr", "stores/abundance_rgb.zarr",

@@ -1,8 +1,9 @@
 """Preparing the stores: HSI scenes → aligned reflectance patches; RGB images → RGB patches.
 
-Each scene (or batch of RGB images) is one Dask task that writes a *part* store into a staging folder; the parts
-are then concatenated, in input order, into the final store, so its content does not depend on the number of
-workers or on the order in which tasks finish.
+Each scene (or batch of RGB images) is one Dask task that writes a *part* store into a staging folder, in the final
+store's layout; the parts are then concatenated, in input order, into the final store by renaming their chunk files
+(:func:`ubf_core.data.stores.write_store_from_parts`: the data are written once), so its content does not depend on
+the number of workers or on the order in which tasks finish.
 
 Store layouts (one patch per chunk, Zarr format 3):
 
@@ -90,7 +91,7 @@ def hsi_scene_patches(aligned: xr.DataArray, spec: PatchSpec, source_id: str) ->
 def _write_part(ds: xr.Dataset, part: Path) -> None:
     """Write one part store, unless its staging folder is gone (the run failed elsewhere and was cleaned up)."""
     if part.parent.is_dir():
-        to_zarr_per_element(ds, part, compress=False)
+        to_zarr_per_element(ds, part)   # in the final store's layout: assembled by renaming its chunk files
 
 
 def _hsi_part(source: HSISource, grid: SpectralGrid, spec: PatchSpec, tolerance_nm: float,
@@ -164,7 +165,7 @@ def prepare_hsi_store(sources: Sequence[HSISource], grid: SpectralGrid, spec: Pa
             "sources": [{k: v for k, v in r.items() if k != "sha256"} for r in results],
             "rejected_sources": rejected,
         }
-        ds = write_store_from_parts(kept, out, attrs, client)
+        ds = write_store_from_parts(kept, out, attrs)
     return PrepareSummary(str(out), int(ds.sizes["patch"]), results, rejected)
 
 
@@ -223,6 +224,6 @@ def prepare_rgb_store(images: Sequence[RGBImage], root: str | Path, spec: PatchS
                  "patch_stride": spec.stride, "resize_to": resize_to,
                  "source_checksums": {_path_label(root, base_dir): file_checksum(root)},
                  "skipped_images": skipped or {}}
-        ds = write_store_from_parts(parts, out, attrs, client)
+        ds = write_store_from_parts(parts, out, attrs)
     return PrepareSummary(str(out), int(ds.sizes["patch"]), [{"n_images": len(images), "classes": counts}],
                           skipped=skipped or {})

@@ -7,6 +7,7 @@ failed run leaves the previous store untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -51,28 +52,18 @@ def replace_path(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
-def chunk_encoding(ds: xr.Dataset, dim: str = "patch", compress: bool = True) -> dict:
-    """Encoding giving every data variable along ``dim`` one chunk per element (one patch per chunk).
-
-    ``compress=False`` stores chunks raw (scratch stores: faster to write and read back); otherwise Zarr's
-    default codec (Zstandard) applies.
-    """
-    enc = {}
-    for name, var in ds.data_vars.items():
-        if dim in var.dims:
-            enc[name] = {"chunks": tuple(1 if d == dim else var.sizes[d] for d in var.dims)}
-            if not compress:
-                enc[name]["compressors"] = None
-    return enc
+def chunk_encoding(ds: xr.Dataset, dim: str = "patch") -> dict:
+    """Encoding giving every data variable along ``dim`` one chunk per element (one patch per chunk), compressed
+    with Zarr's default codec (Zstandard)."""
+    return {name: {"chunks": tuple(1 if d == dim else var.sizes[d] for d in var.dims)}
+            for name, var in ds.data_vars.items() if dim in var.dims}
 
 
-def to_zarr_per_element(ds: xr.Dataset, path: str | Path, dim: str = "patch", compute: bool = True,
-                        compress: bool = True) -> None:
+def to_zarr_per_element(ds: xr.Dataset, path: str | Path, dim: str = "patch", compute: bool = True) -> None:
     """Write ``ds`` to a new Zarr v3 store at ``path`` (not atomic), one chunk per element of ``dim``.
 
     Dask-backed variables are rechunked to match and computed by the active Dask scheduler while writing;
-    with ``compute=False`` only their metadata is written (coordinates are always written). ``compress``: see
-    :func:`chunk_encoding`.
+    with ``compute=False`` only their metadata is written (coordinates are always written).
     """
     ds = ds.copy()
     ds = ds.assign_coords({name: c.compute() for name, c in ds.coords.items() if c.chunks is not None})
@@ -81,39 +72,62 @@ def to_zarr_per_element(ds: xr.Dataset, path: str | Path, dim: str = "patch", co
             ds[name] = var.chunk({d: (1 if d == dim else -1) for d in var.dims})
     for var in ds.variables.values():  # encoding from a source store would carry its chunks: start clean
         var.encoding = {}
-    ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3, encoding=chunk_encoding(ds, dim, compress),
+    ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3, encoding=chunk_encoding(ds, dim),
                compute=compute)
 
 
-def _copy_into_region(part: Path, target: Path, start: int, stop: int, dim: str) -> int:
-    """Copy the data variables of one part store into rows ``start:stop`` of ``target`` along ``dim``."""
-    src = xr.open_zarr(part, consolidated=False, chunks=None)
-    names = [v for v in src.data_vars if dim in src[v].dims]
-    src[names].drop_vars(list(src.coords)).to_zarr(target, region={dim: slice(start, stop)}, mode="r+",
-                                                   consolidated=False, zarr_format=3)
-    return stop - start
+def _chunk_layout(array_dir: Path) -> dict:
+    """What decides an array's chunk files: codecs, chunk grid, chunk-key encoding, fill value (from zarr.json)."""
+    meta = json.loads((array_dir / "zarr.json").read_text())
+    return {key: meta.get(key) for key in ("codecs", "chunk_grid", "chunk_key_encoding", "fill_value", "data_type")}
 
 
-def write_store_from_parts(parts: list[Path], path: str | Path, attrs: dict, client, dim: str = "patch") -> xr.Dataset:
-    """Concatenate part stores along ``dim`` (in list order) into one store at ``path``, atomically.
+def _move_chunks(src: Path, dst: Path, axis: int, offset: int) -> None:
+    """Rename the chunk files of array folder ``src`` into ``dst``, shifting the chunk index along ``axis`` by
+    ``offset`` (Zarr v3 default chunk keys ``c/<i0>/<i1>/…``; one element per chunk along ``axis``)."""
+    root = src / "c"
+    if not root.is_dir():
+        return   # every chunk equals the fill value: nothing was written
+    for file in root.rglob("*"):
+        if file.is_file():
+            index = list(file.relative_to(root).parts)
+            index[axis] = str(int(index[axis]) + offset)
+            target = dst.joinpath("c", *index)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(file, target)
 
-    The metadata and coordinates are written first; then one Dask task per part copies its arrays into its
-    region of the new store, so the copy is parallel with one task per part rather than one per chunk.
-    Returns the new store, opened lazily.
+
+def write_store_from_parts(parts: list[Path], path: str | Path, attrs: dict, dim: str = "patch") -> xr.Dataset:
+    """Concatenate part stores along ``dim`` (in list order) into one store at ``path``, atomically, without
+    rewriting their data.
+
+    The parts must have been written by :func:`to_zarr_per_element` with the same settings (one chunk per element
+    of ``dim``, the same codecs; checked). The new store's metadata and coordinates are written under a temporary
+    name, the parts' chunk files are moved into it (renamed, their index along ``dim`` shifted by the part's
+    offset), and the store is renamed into place: the data are written once, by the part tasks. The parts are
+    emptied. Returns the new store, opened lazily.
     """
     path = Path(path)
     datasets = [xr.open_zarr(p, consolidated=False) for p in parts]
     ds = xr.concat(datasets, dim=dim, data_vars="all", coords="different", compat="equals", join="exact")
     ds.attrs = dict(attrs)
+    names = [name for name in ds.data_vars if dim in ds[name].dims]
     bounds = [0]
     for d in datasets:
         bounds.append(bounds[-1] + d.sizes[dim])
     with staging_dir(path) as tmp:
         target = tmp / path.name
-        to_zarr_per_element(ds, target, dim, compute=False)
-        futures = client.map(_copy_into_region, parts, [target] * len(parts), bounds[:-1], bounds[1:],
-                             [dim] * len(parts), pure=False)
-        client.gather(futures)
+        to_zarr_per_element(ds, target, dim, compute=False)   # metadata and coordinates only
+        for name in names:
+            want = {k: v for k, v in _chunk_layout(target / name).items() if k != "chunk_grid"}
+            for part in parts:
+                have = {k: v for k, v in _chunk_layout(part / name).items() if k != "chunk_grid"}
+                if have != want:
+                    raise UBFInputError(part, f"{name}: written with other chunk settings than the store being "
+                                              f"assembled ({have} ≠ {want})")
+        for part, start in zip(parts, bounds[:-1]):
+            for name in names:
+                _move_chunks(part / name, target / name, ds[name].dims.index(dim), start)
         replace_path(target, path)
     return open_store(path)
 
