@@ -11,10 +11,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-# The modules whose tests take longest (whole-pipeline runs, server stacks), scheduled first: with the suite spread
-# over the cores (pytest-xdist, one module per worker at a time, `make test`), the others then fill the gaps and the
-# workers finish together instead of one long module starting last.
-LONGEST_FIRST = ("test_stages.py", "test_mass_synthesis.py", "test_infra_stack.py", "test_cli.py")
+# The two modules whose tests take longest (the whole-pipeline runs; the mass-synthesis server stack), scheduled
+# first, one per worker: with the suite spread over the cores (pytest-xdist, one module per worker at a time,
+# `make test`), the other modules then fill the gaps and the workers finish together instead of a long module
+# starting last.
+LONGEST_FIRST = ("test_stages.py", "test_mass_synthesis.py")
 
 
 def pytest_collection_modifyitems(items):

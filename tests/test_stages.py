@@ -1,5 +1,5 @@
 """`dvc repro` end to end on the embedded sample in a copy of the repository, and the `pipeline` flow, run in a
-second copy at the same time, writing the same stores."""
+second copy, writing the same stores."""
 
 from __future__ import annotations
 
@@ -56,61 +56,29 @@ def _stage_env(prefect_home: Path) -> dict:
     return env
 
 
-def _copy_project(root: Path) -> Path:
-    """A copy of the repository with the test's params (``_shrink_params``) in ``root / "repo"``."""
-    work = root / "repo"
-    work.mkdir(parents=True)
+@pytest.fixture(scope="module")
+def dvc_repro(tmp_path_factory):
+    """One `make repro` (infra/repro.py: `dvc repro` with one shared local Prefect server) of the whole pipeline
+    (shrunk params) in a copy of the repository, shared by the tests that check it: (copy, env, the finished
+    process)."""
+    tmp = tmp_path_factory.mktemp("dvc_repro")
+    work = tmp / "repo"
+    work.mkdir()
     _copy_repo(work)
     _shrink_params(work)
-    return work
-
-
-@pytest.fixture(scope="module")
-def end_to_end(tmp_path_factory):
-    """The two whole-pipeline runs of this module, started together (each mostly one busy core, so the pair takes
-    little longer than one): `make repro` (infra/repro.py: `dvc repro` with one shared local Prefect server) in a
-    git copy of the repository, and the Prefect `pipeline` flow in a second copy with the same params, its own
-    ephemeral Prefect and MLflow store. Returns {"repro": (copy, env, finished process), "pipeline": (copy,
-    finished process)}."""
-    tmp = tmp_path_factory.mktemp("end_to_end")
-    work, pipe = _copy_project(tmp / "dvc_repro"), _copy_project(tmp / "pipeline")
-    assert (work / "params.yaml").read_text() == (pipe / "params.yaml").read_text()
-    env = _stage_env(tmp / "dvc_repro" / "prefect_home")
+    env = _stage_env(tmp / "prefect_home")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=work, check=True, env=env)
     start = time.monotonic()
-    logs = {name: open(tmp / f"{name}.log", "w+") for name in ("repro", "pipeline")}
-    runs = {"repro": subprocess.Popen([sys.executable, "infra/repro.py"], cwd=work, env=env, text=True,
-                                      stdout=logs["repro"], stderr=subprocess.STDOUT),
-            "pipeline": subprocess.Popen([sys.executable, "-m", "flows.pipeline", "--params", "params.yaml"],
-                                         cwd=pipe, env=_stage_env(tmp / "pipeline" / "prefect_home"), text=True,
-                                         stdout=logs["pipeline"], stderr=subprocess.STDOUT)}
-    done = {}
-    try:
-        for name, proc in runs.items():
-            proc.wait(timeout=max(1.0, 1200 - (time.monotonic() - start)))
-            logs[name].seek(0)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, logs[name].read(), "")
-            print(f"\n[{name}: {time.monotonic() - start:.0f} s]")
-    finally:
-        for proc in runs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for f in logs.values():
-            f.close()
-    return {"repro": (work, env, done["repro"]), "pipeline": (pipe, done["pipeline"])}
-
-
-@pytest.fixture(scope="module")
-def dvc_repro(end_to_end):
-    """The `make repro` run of :func:`end_to_end`: (copy, env, the finished process, output in stdout)."""
-    work, env, first = end_to_end["repro"]
-    assert first.returncode == 0, first.stdout[-6000:]
+    first = subprocess.run([sys.executable, "infra/repro.py"], cwd=work, env=env, capture_output=True,
+                           text=True, timeout=900)
+    print(f"\n[make repro: {time.monotonic() - start:.0f} s]")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     return work, env, first
 
 
+@pytest.mark.slow
 def test_dvc_repro_end_to_end_and_second_run_reruns_nothing(dvc_repro):
     work, env, first = dvc_repro
     dvc = [sys.executable, "-m", "dvc"]
@@ -227,12 +195,20 @@ RUN_SPECIFIC_ATTRS = {
 
 
 @pytest.mark.slow
-def test_pipeline_flow_writes_the_same_stores_as_dvc_repro(dvc_repro, end_to_end):
+def test_pipeline_flow_writes_the_same_stores_as_dvc_repro(dvc_repro, tmp_path):
     """One pipeline, two entry points: the Prefect `pipeline` flow, run in a second copy with the same params and
     its own MLflow store, writes the stores and metrics that `dvc repro` wrote."""
     repro, _, _ = dvc_repro
-    work, run = end_to_end["pipeline"]
-    assert run.returncode == 0, run.stdout[-6000:]
+    work = tmp_path / "repo"
+    work.mkdir()
+    _copy_repo(work)
+    _shrink_params(work)
+    assert (work / "params.yaml").read_text() == (repro / "params.yaml").read_text()
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "flows.pipeline", "--params", "params.yaml"], cwd=work,
+                         env=_stage_env(tmp_path / "prefect_home"), capture_output=True, text=True, timeout=900)
+    print(f"\n[pipeline flow: {time.monotonic() - start:.0f} s]")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     stores = _zarr_outs(repro)
     assert {"stores/hsi.zarr", "stores/rgb.zarr", "stores/endmembers.zarr", "stores/abundance_rgb.zarr",
