@@ -169,10 +169,11 @@ class AmpStep:
         self.scaler.update()
 
 
-def adam(parameters: Iterable["torch.Tensor"], lr: float, **options) -> "torch.optim.Optimizer":
-    """``torch.optim.Adam`` with its fused kernel (all parameters updated in one kernel, on the CPU and on CUDA):
-    the same update rule as the default per-tensor loop, with far less per-parameter overhead for the many small
-    tensors of the project's networks. ``options``: Adam's others (betas, weight_decay, …)."""
+def adam(parameters: Iterable["torch.Tensor"], lr: float, fused: bool = True, **options) -> "torch.optim.Optimizer":
+    """``torch.optim.Adam``, by default with its fused kernel (all parameters updated in one kernel, on the CPU and
+    on CUDA): the same update rule as the per-tensor loop (``fused=False``), with far less per-parameter overhead
+    for the many small tensors of the project's networks, rounded differently in the last bits (over a long
+    training run the weights drift apart). ``options``: Adam's others (betas, weight_decay, …)."""
     import torch
 
-    return torch.optim.Adam(parameters, lr=lr, fused=True, **options)
+    return torch.optim.Adam(parameters, lr=lr, fused=fused or None, **options)
