@@ -38,8 +38,8 @@ def mass_synthesis(n_samples: int | None = None, classes: dict[str, float] | Non
     (needs s3fs); null: stores/mass_synthesis/<config hash>.zarr. block_size: samples per block (one task run, one
     Zarr chunk; a multiple of micro_batch). micro_batch: samples per generator call (default synthesis.micro_batch;
     part of the store's configuration). dask_address: tcp://host:8786 runs the blocks on that Dask cluster; null
-    runs them in this flow run's threads. seed: base seed (sample i's randomness comes from (seed, i)). device: auto | cpu | cuda
-    (default synthesis.device). replace: overwrite a store of another configuration at ``out``.
+    runs them in this flow run's threads. seed: base seed (sample i's randomness comes from (seed, i)). device:
+    auto | cpu | cuda (default synthesis.device). replace: overwrite a store of another configuration at ``out``.
     """
     params = load_stage_params(params_path)
     plan = plan_mass_synthesis(params, n_samples=n_samples, classes=classes, generator=generator, sampler=sampler,

@@ -8,13 +8,13 @@ The output is a Zarr v3 store:
   seed, derived from the base seed and the sample index) along ``sample``;
 - ``block_done`` (block,) uint8: 1 once every array of the block is written.
 
-One chunk along ``sample`` per block. Every sample's randomness derives from (base seed, sample index) only, and
-the generator evaluates fixed micro-batches of m samples (``sampler["micro_batch"]``, part of the configuration;
-block sizes must be multiples of m), so the arrays are the same whatever the block size and the number of workers. The store is built under a hidden
-``.<name>.partial`` folder beside the output; a killed run leaves it there and the next run with the same
-configuration computes only the blocks whose ``block_done`` is 0 (a half-written block is rewritten whole). The
-output path appears only when every block is done (a rename). An existing output written with another
-configuration is never replaced silently.
+One chunk along ``sample`` per block. Every sample's randomness derives from (base seed, sample index) only, and the
+generator evaluates fixed micro-batches of m samples (``sampler["micro_batch"]``, part of the configuration; block
+sizes must be multiples of m), so the arrays are the same whatever the block size and the number of workers. The
+store is built under a hidden ``.<name>.partial`` folder beside the output; a killed run leaves it there and the
+next run with the same configuration computes only the blocks whose ``block_done`` is 0 (a half-written block is
+rewritten whole). The output path appears only when every block is done (a rename). An existing output written with
+another configuration is never replaced silently.
 """
 
 from __future__ import annotations

@@ -172,7 +172,8 @@ class AbundanceGenerator(abc.ABC):
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         history: list[dict] = []
         with deterministic_torch():
-            self._amp = AmpStep(self.device, resolve_autocast(self.device, settings.autocast, "generator.train.autocast"))
+            dtype = resolve_autocast(self.device, settings.autocast, "generator.train.autocast")
+            self._amp = AmpStep(self.device, dtype)
             optimizers = self._make_optimizers(lr)
             schedules = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, settings))
                          for opt in optimizers]
