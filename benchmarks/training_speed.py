@@ -69,9 +69,8 @@ print(json.dumps({{"steps": {epochs} * 16, "seconds": time.perf_counter() - t0, 
 
 def run(tree: Path, code: str) -> float:
     """Steps per second printed by ``code`` run in ``tree`` (a fresh process importing that tree's packages)."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
-    env = {k: v for k, v in env.items() if v != ""}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                         capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{tree}: the timing run failed:\n{out.stderr[-2000:]}")
     figures = json.loads(out.stdout.strip().splitlines()[-1])

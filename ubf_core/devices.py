@@ -92,13 +92,17 @@ def resolve_autocast(device: str | torch.device, name: str = "auto", where: str 
     return name
 
 
+def _device_default(device: str | torch.device) -> str:
+    """The autocast dtype of a device when none is asked for: float16 on CUDA, none elsewhere."""
+    return AUTOCAST_DTYPE if is_cuda(device) else "none"
+
+
 def mixed_precision(device: str | torch.device, dtype: str | None = None):
     """``torch.autocast`` on ``device`` in ``dtype`` ("float16", "bfloat16"; "none": a no-op context). None: the
     device's default, float16 on a CUDA device and no autocast elsewhere. One code path for both kinds of device."""
     import torch
 
-    if dtype is None:
-        dtype = AUTOCAST_DTYPE if is_cuda(device) else "none"
+    dtype = _device_default(device) if dtype is None else dtype
     if dtype == "none":
         return contextlib.nullcontext()
     return torch.autocast(device_type="cuda" if is_cuda(device) else "cpu", dtype=getattr(torch, dtype))
@@ -135,7 +139,7 @@ class AmpStep:
         import torch
 
         self.device = str(device)
-        self.dtype = (AUTOCAST_DTYPE if is_cuda(self.device) else "none") if dtype is None else dtype
+        self.dtype = _device_default(self.device) if dtype is None else dtype
         self.scaler = torch.amp.GradScaler("cuda", enabled=is_cuda(self.device) and self.dtype == "float16")
 
     @property

@@ -105,10 +105,9 @@ class WeightEMA:
         self.updates = 0
         # (live tensor, its float32 average) for every floating-point entry of the state dicts; the live tensors
         # share storage with the networks' parameters and buffers, which optimisers update in place
-        live = [value for net in networks.values() for value in net.state_dict().values()
-                if value.is_floating_point()]
-        self._live = live
-        self._shadow = [value.detach().clone().float() for value in live]
+        self._live = [value for net in networks.values() for value in net.state_dict().values()
+                      if value.is_floating_point()]
+        self._shadow = [value.detach().clone().float() for value in self._live]
 
     @torch.no_grad()
     def update(self) -> None:
