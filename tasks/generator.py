@@ -104,8 +104,13 @@ def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[s
     if not path.exists():
         raise UBFInputError(path, "generator.init_from_checkpoint is on but the checkpoint is missing (train it: "
                                   "python -m flows.pretrain_generator --params params.long.yaml)")
+    max_angle = g.get("checkpoint_max_angle_deg")
+    if not isinstance(max_angle, (int, float)) or isinstance(max_angle, bool) or not 0 <= max_angle < 90:
+        raise UBFInputError("generator.checkpoint_max_angle_deg", f"must be a number of degrees in [0, 90), got "
+                                                                  f"{max_angle!r}")
     return load_checkpoint(path, name=name, k=maps.shape[1], size=tuple(maps.shape[2:]), classes=classes,
-                           options=options, endmembers=endmembers, wavelengths_nm=wavelengths)
+                           options=options, endmembers=endmembers, wavelengths_nm=wavelengths,
+                           max_angle_deg=float(max_angle))
 
 
 @task(name="train-generator", tags=["cuda"])

@@ -11,11 +11,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-# The two modules whose tests take longest (the whole-pipeline runs; the mass-synthesis server stack), scheduled
-# first, one per worker: with the suite spread over the cores (pytest-xdist, one module per worker at a time,
-# `make test`), the other modules then fill the gaps and the workers finish together instead of a long module
-# starting last.
-LONGEST_FIRST = ("test_stages.py", "test_mass_synthesis.py")
+# The modules whose tests take longest, scheduled first: with the suite spread over two cores (pytest-xdist, one
+# module per worker at a time, `make test`), worker 1 takes test_stages (`dvc repro` of the whole pipeline; three
+# tests, so xdist queues nothing behind it until its first test is done), worker 2 the `pipeline` flow run that
+# test_stages compares with (one test, so xdist queues the mass-synthesis server stack behind it), and the other
+# modules then fill the gaps, so that the workers finish together instead of a long module starting last.
+LONGEST_FIRST = ("test_stages.py", "test_pipeline_flow.py", "test_mass_synthesis.py")
 
 
 def pytest_collection_modifyitems(items):

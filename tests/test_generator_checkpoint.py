@@ -33,7 +33,7 @@ def saved(tmp_path, one_torch_thread):
 def test_checkpoint_round_trip_gives_the_same_samples(saved):
     gen, folder, E, wl = saved
     loaded, prov = load_checkpoint(folder, name="ddpm", k=3, size=(8, 8), classes=["a", "b"], options=TINY,
-                                   endmembers=E, wavelengths_nm=wl)
+                                   endmembers=E, wavelengths_nm=wl, max_angle_deg=5.0)
     assert prov == {"steps": 2}
     assert np.array_equal(gen.sample(2, seed=3, labels="a", sampler="ddim", steps=3),
                           loaded.sample(2, seed=3, labels="a", sampler="ddim", steps=3))
@@ -49,7 +49,8 @@ def test_checkpoint_round_trip_gives_the_same_samples(saved):
 ])
 def test_a_checkpoint_of_another_model_is_refused(saved, change, match):
     _, folder, E, wl = saved
-    kw = dict(name="ddpm", k=3, size=(8, 8), classes=["a", "b"], options=TINY, endmembers=E, wavelengths_nm=wl)
+    kw = dict(name="ddpm", k=3, size=(8, 8), classes=["a", "b"], options=TINY, endmembers=E, wavelengths_nm=wl,
+              max_angle_deg=5.0)
     with pytest.raises(UBFInputError, match=match) as err:
         load_checkpoint(folder, **{**kw, **change})
     assert str(folder) in str(err.value) and "\n" not in str(err.value)
@@ -59,7 +60,7 @@ def test_a_checkpoint_of_other_endmembers_is_refused(saved):
     _, folder, E, wl = saved
     other = E.copy()
     other[:3, 1] *= 3.0                                                 # another spectrum shape for endmember 2
-    kw = dict(name="ddpm", k=3, size=(8, 8), classes=["a", "b"], options=TINY, wavelengths_nm=wl)
+    kw = dict(name="ddpm", k=3, size=(8, 8), classes=["a", "b"], options=TINY, wavelengths_nm=wl, max_angle_deg=5.0)
     with pytest.raises(UBFInputError, match="endmember 2 is .* from this run's"):
         load_checkpoint(folder, endmembers=other, **kw)
     load_checkpoint(folder, endmembers=E * 2.0, **kw)                   # a brightness scale keeps the angle
@@ -104,3 +105,21 @@ def test_the_stage_refuses_to_overwrite_the_checkpoint_or_start_from_a_missing_o
     params["generator"]["init_from_checkpoint"] = False
     gen, started = initial_generator(params, "ddpm", maps, ["a", "b"], E, wl, pretrain=False)
     assert started is None and gen.k == 3 and gen.classes == ["a", "b"]
+
+
+def _angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arccos(np.clip((a * b).sum(0) / np.linalg.norm(a, axis=0) / np.linalg.norm(b, axis=0),
+                                        -1, 1)))
+
+
+def test_the_endmember_angle_tolerance_is_the_given_one(saved):
+    """A retrained unmixing model a few degrees away (another CPU) passes at 5°, is refused at 1°."""
+    _, folder, E, wl = saved
+    nudged = E.copy()
+    nudged[0, 0] *= 1.15                                                # endmember 1 a little off
+    angle = float(_angles_deg(E, nudged)[0])
+    assert 1.0 < angle < 5.0
+    kw = dict(name="ddpm", k=3, size=(8, 8), classes=["a", "b"], options=TINY, wavelengths_nm=wl, endmembers=nudged)
+    load_checkpoint(folder, max_angle_deg=5.0, **kw)
+    with pytest.raises(UBFInputError, match=f"endmember 1 is {angle:.2f}° from this run's, more than 1.0°"):
+        load_checkpoint(folder, max_angle_deg=1.0, **kw)

@@ -19,10 +19,9 @@ import numpy as np
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.base import AbundanceGenerator
 
-__all__ = ["save_checkpoint", "load_checkpoint", "TRAINED_ON_FILE", "MAX_ENDMEMBER_ANGLE_DEG"]
+__all__ = ["save_checkpoint", "load_checkpoint", "TRAINED_ON_FILE"]
 
 TRAINED_ON_FILE = "trained_on.json"
-MAX_ENDMEMBER_ANGLE_DEG = 1.0   # largest spectral angle between a checkpoint's endmember and the run's
 
 
 def save_checkpoint(gen: AbundanceGenerator, folder: str | Path, endmembers: np.ndarray, wavelengths_nm: np.ndarray,
@@ -57,12 +56,16 @@ def save_checkpoint(gen: AbundanceGenerator, folder: str | Path, endmembers: np.
 
 
 def load_checkpoint(folder: str | Path, *, name: str, k: int, size: tuple[int, int], classes: list[str] | None,
-                    options: dict, endmembers: np.ndarray, wavelengths_nm: np.ndarray) -> tuple[AbundanceGenerator,
-                                                                                                  dict]:
+                    options: dict, endmembers: np.ndarray, wavelengths_nm: np.ndarray,
+                    max_angle_deg: float) -> tuple[AbundanceGenerator, dict]:
     """The checkpoint's generator and its provenance, after checking that it is the model this run would build
     (generator ``name``, ``k``, ``size`` (H, W), ``classes``, every option in ``options``) and that it learned the
-    abundances of these ``endmembers`` (C, k) on these ``wavelengths_nm``: each endmember within
-    ``MAX_ENDMEMBER_ANGLE_DEG`` of the checkpoint's. Any mismatch is a UBFInputError naming the folder."""
+    abundances of these ``endmembers`` (C, k) on these ``wavelengths_nm``: each endmember within ``max_angle_deg``
+    degrees (spectral angle) of the checkpoint's. Any mismatch is a UBFInputError naming the folder.
+
+    The angle allows for an unmixing model retrained from the same data, params and seed on another CPU, which is
+    not bit-identical (float32 kernels differ: an Intel Xeon moved two endmembers by 2.6° and 2.8° from the ones an
+    AMD EPYC learned); another unmixing model (other seed, data or k) gives other spectra, tens of degrees apart."""
     from ubf_core.generators import load_generator
 
     folder = Path(folder)
@@ -90,10 +93,10 @@ def load_checkpoint(folder: str | Path, *, name: str, k: int, size: tuple[int, i
                                     f"has {E.shape[1]} on {len(wavelengths_nm)} (another unmixing model)")
     cos = (E_ck * E).sum(0) / (np.linalg.norm(E_ck, axis=0) * np.linalg.norm(E, axis=0) + 1e-12)
     angles = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-    if angles.max() > MAX_ENDMEMBER_ANGLE_DEG:
+    if angles.max() > float(max_angle_deg):
         j = int(angles.argmax())
         raise UBFInputError(folder, f"checkpoint learned the abundances of other endmembers (endmember {j + 1} is "
-                                    f"{angles[j]:.2f}° from this run's, more than {MAX_ENDMEMBER_ANGLE_DEG}°): "
+                                    f"{angles[j]:.2f}° from this run's, more than {float(max_angle_deg)}°): "
                                     f"another unmixing model; retrain it with the long profile")
     return gen, dict(info.get("provenance") or {})
 
