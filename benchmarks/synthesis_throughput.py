@@ -21,7 +21,8 @@ import torch
 import xarray as xr
 
 import tasks  # noqa: F401  (offline defaults)
-from tasks.registry import configure_tracking, download_generator, load_torch_model, resolve_model_version
+from tasks.registry import (configure_tracking, download_generator, load_registered_unmixing_model,
+                            resolve_model_version)
 from ubf_core.config import load_params
 from ubf_core.generators import load_generator
 from ubf_core.parallel import dask_client
@@ -45,7 +46,7 @@ def main() -> None:
     uri = params["generator"]["model_uri"]
     version = resolve_model_version(uri)
     unmixing_uri = f"models:/{params['unmixing']['model_name']}/{version.tags['unmixing_model_version']}"
-    model = load_torch_model(unmixing_uri)
+    model = load_registered_unmixing_model(unmixing_uri)
     E = model.endmembers().detach().numpy()
     wl = np.asarray(model.meta["wavelength_nm"])
     print(f"# synthesis throughput — {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")

@@ -192,9 +192,7 @@ def bound(args) -> None:
     """Is a validation scene's SAD limited by the encoder (3 bands in) or by the decoder (endmembers learned from
     the training scenes)? The registered decoder with the best simplex abundances per pixel (FCLS on all bands)
     is a floor no encoder can go below."""
-    import mlflow
-
-    from tasks.registry import configure_tracking
+    from tasks.registry import configure_tracking, load_registered_unmixing_model
     from ubf_core.metrics import sad_degrees
     from ubf_core.unmixing_baseline import fcls, vca
 
@@ -202,7 +200,7 @@ def bound(args) -> None:
     root = args.params.resolve().parent
     configure_tracking(root)
     uri = params["unmixing"]["model_uri"]
-    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    model = load_registered_unmixing_model(uri)  # on the CPU
     E = model.endmembers().detach().double().numpy()  # (C, k) reflectance
     bias = model.decoder.bias
     b = np.zeros(len(E)) if bias is None else bias.detach().double().numpy()

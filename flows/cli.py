@@ -232,7 +232,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
     (wavelength, endmember) in reflectance) and OUT/preview.png (the input beside its abundance maps). An HSI is
     first resampled to the model's wavelength grid; its reader options come as for `ubf info`.
     """
-    from tasks.registry import configure_tracking, load_torch_model, resolve_model_version
+    from tasks.registry import configure_tracking, load_registered_unmixing_model, resolve_model_version
     from tasks.unmixing import model_response
     from ubf_core.data.stores import write_store
     from ubf_core.io import read_rgb
@@ -250,7 +250,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
         uri = model_uri or str((params.get("unmixing") or {}).get("model_uri", "models:/ubf-unmixing@champion"))
         configure_tracking(Path(params_path).resolve().parent)
         version = resolve_model_version(uri)
-        model = load_torch_model(uri)
+        model = load_registered_unmixing_model(uri)
         is_rgb = kind == "rgb" or (kind == "auto" and file.suffix.lower() in RGB_SUFFIXES)
         if is_rgb:
             image = read_rgb(file)

@@ -11,8 +11,8 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from tasks.params import relative, resolve, write_json
-from tasks.registry import (configure_tracking, download_generator, experiment, load_torch_model, log_generator,
-                            register, resolve_model_version, write_registration)
+from tasks.registry import (configure_tracking, download_generator, experiment, load_registered_unmixing_model,
+                            log_generator, register, resolve_model_version, write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device, resolve_autocast
@@ -258,7 +258,7 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
     unmixing_uri = (f"models:/{u.get('model_name', 'ubf-unmixing')}/{trained_with}" if trained_with
                     else str(u.get("model_uri", "models:/ubf-unmixing@champion")))
     unmixing_version = resolve_model_version(unmixing_uri)
-    model = load_torch_model(unmixing_uri)
+    model = load_registered_unmixing_model(unmixing_uri)
     E = model.endmembers().detach().cpu().numpy().astype(np.float32)
     wl = np.asarray(model.meta["wavelength_nm"], dtype=float)
     trained_wl = version.tags.get("wavelength_nm")

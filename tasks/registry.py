@@ -1,4 +1,8 @@
-"""MLflow tracking and the model registry: where runs go, logging torch models, the champion rule.
+"""MLflow tracking and the model registry: where runs go, logging and loading the models, the champion rule.
+
+Models are logged as MLflow pyfunc models whose artifact is a folder this project saved itself (JSON description +
+safetensors weights) and are loaded by downloading that folder and rebuilding the model with ``ubf_core``: nothing
+is ever unpickled, and moving a module does not break a registered version.
 
 Default (embedded) store: a SQLite tracking database and file artifacts under ``mlruns/`` in the project folder
 (git-ignored), no server. ``MLFLOW_TRACKING_URI`` points everything at a server instead.
@@ -7,6 +11,7 @@ Default (embedded) store: a SQLite tracking database and file artifacts under ``
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +61,19 @@ def write_registration(path: str | Path, name: str, reg: dict, run_id: str) -> N
                             "champion_version": int(reg["champion_version"]), "run_id": run_id})
 
 
-def log_torch_model(model, name: str = "model"):
-    """Log a torch module in the active run, pickle format: the fully convolutional models take any input size
-    at load time (MLflow's pt2 export would fix the example's shape). Loading needs this project installed."""
-    import mlflow.pytorch
+def log_unmixing_model(model, name: str = "model"):
+    """Log a trained unmixing network (an ``UnmixingNet`` with its ``meta``) in the active run as an MLflow pyfunc
+    model; the folder of :func:`ubf_core.unmixing.saved.save_unmixing_model` travels as its artifact ``unmixing``
+    (the fully convolutional encoder takes any H × W, so no input example is fixed). Returns MLflow's ModelInfo."""
+    import mlflow.pyfunc
 
-    return mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
-                                    pip_requirements=TORCH_REQUIREMENTS)
+    from tasks.unmixing_model import UNMIXING_ARTIFACT, UnmixingModel
+    from ubf_core.unmixing.saved import save_unmixing_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_unmixing_model(model, Path(tmp) / UNMIXING_ARTIFACT)
+        return mlflow.pyfunc.log_model(name=name, python_model=UnmixingModel(),
+                                       artifacts={UNMIXING_ARTIFACT: str(folder)}, pip_requirements=TORCH_REQUIREMENTS)
 
 
 def register(model_uri: str, name: str, metric: str, value: float, higher_is_better: bool,
@@ -125,12 +136,64 @@ def resolve_model_version(uri: str):
                                  f"({str(err).splitlines()[0]})") from None
 
 
-def load_torch_model(uri: str):
-    """Load a registered torch model (after :func:`resolve_model_version` has checked that it exists)."""
-    import mlflow.pytorch
+def _download_model(uri: str, dst: str | Path) -> Path:
+    """Download the files of the registered version behind ``uri`` into ``dst`` (after :func:`resolve_model_version`
+    has checked that it exists); returns the downloaded model's folder.
+
+    MLflow's per-file progress bar is off for the download (unless $MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR asks for
+    it): the models are a few small files, and a bar on stderr would break the one-line errors of ``ubf unmix``.
+    """
+    import mlflow.artifacts
 
     resolve_model_version(uri)
-    return mlflow.pytorch.load_model(uri)
+    switch = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(switch)
+    os.environ[switch] = before or "false"
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    finally:
+        if before is None:
+            os.environ.pop(switch, None)
+
+
+def _pytorch_flavour(root: Path) -> bool:
+    """Whether the downloaded model under ``root`` is an MLflow pytorch-flavour model (a pickled module), judged
+    from its MLmodel file (YAML) and file names only: nothing is unpickled."""
+    import yaml
+
+    for mlmodel in root.rglob("MLmodel"):
+        try:
+            description = yaml.safe_load(mlmodel.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(description, dict) and "pytorch" in (description.get("flavors") or {}):
+            return True
+    return any(root.rglob("model.pth"))
+
+
+def load_registered_unmixing_model(uri: str):
+    """The registered unmixing network behind ``uri`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``): its
+    artifacts are downloaded and the network rebuilt by :func:`ubf_core.unmixing.saved.load_unmixing_model` (CPU,
+    eval mode, with its ``meta``); nothing is unpickled. A version in the old pickle format (MLflow's pytorch
+    flavour) or without a complete saved model is a one-line UBFInputError naming ``uri``."""
+    from ubf_core.unmixing.saved import SAVED_UNMIXING_FILE, load_unmixing_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _download_model(uri, tmp)
+        found = sorted(root.rglob(SAVED_UNMIXING_FILE))
+        if not found:
+            if _pytorch_flavour(root):
+                raise UBFInputError(uri, "registered in the old pickle format (MLflow pytorch flavour), which UBF no "
+                                         "longer loads: retrain and register it again with "
+                                         "`dvc repro -f train_unmixing`")
+            raise UBFInputError(uri, f"the registered model holds no saved unmixing model ({SAVED_UNMIXING_FILE} "
+                                     f"missing)")
+        try:
+            return load_unmixing_model(found[0].parent)
+        except UBFInputError as err:  # name the registered version, not the temporary download
+            where = Path(err.where)
+            inside = where.relative_to(root) if where.is_relative_to(root) else where
+            raise UBFInputError(uri, f"{inside}: {err.problem}") from None
 
 
 def log_generator(folder: str | Path, name: str = "generator"):
@@ -146,10 +209,7 @@ def log_generator(folder: str | Path, name: str = "generator"):
 
 def download_generator(uri: str, dst: str | Path) -> Path:
     """Download the registered generator behind ``uri`` into ``dst``; returns its saved-generator folder."""
-    import mlflow.artifacts
-
-    resolve_model_version(uri)
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    root = _download_model(uri, dst)
     found = sorted(root.rglob("generator.json"))
     if not found:
         raise UBFInputError(uri, "the registered model holds no saved generator (generator.json missing)")

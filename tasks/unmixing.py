@@ -12,8 +12,8 @@ import torch
 from prefect import get_run_logger, task
 
 from tasks.params import resolve, write_json
-from tasks.registry import (configure_tracking, experiment, load_torch_model, log_torch_model, register,
-                            write_registration)
+from tasks.registry import (configure_tracking, experiment, load_registered_unmixing_model, log_unmixing_model,
+                            register, write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import resolve_autocast
@@ -122,7 +122,7 @@ def train_unmixing_task(params: dict) -> dict:
                       plot_abundance_histograms({"RGB images": a_rgb, "training HSIs": a_hsi},
                                                 Path(tmp) / "abundance_histograms_rgb_vs_hsi.png")):
                 mlflow.log_artifact(str(f))
-        info = log_torch_model(model)
+        info = log_unmixing_model(model)
         metric = str(u.get("champion_metric", "val_psnr"))
         reg = register(info.model_uri, str(u.get("model_name", "ubf-unmixing")), metric, float(final[metric]),
                        bool(u.get("champion_higher_is_better", True)),
@@ -161,7 +161,7 @@ def infer_abundance_task(params: dict) -> dict:
     configure_tracking(resolve(params, "."))
     uri = str(u.get("model_uri", "models:/ubf-unmixing@champion"))
     version = resolve_model_version(uri)
-    model = load_torch_model(uri)
+    model = load_registered_unmixing_model(uri)
     k = int(u.get("k", 5))
     paths = {kind: resolve(params, stores[kind]) for kind in ("hsi", "rgb")}
     data = {kind: open_store(p) for kind, p in paths.items()}

@@ -149,7 +149,7 @@ def project(stack, tmp_path_factory):
     import mlflow
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.registry import experiment, log_torch_model, register
+    from tasks.registry import experiment, log_unmixing_model, register
     from ubf_core.unmixing import UnmixingNet
 
     root = tmp_path_factory.mktemp("project")
@@ -169,7 +169,7 @@ def project(stack, tmp_path_factory):
         unmixing = UnmixingNet(K, len(WL), stem=4, widths=(4, 4, 4, 4))
         unmixing.meta = {"wavelength_nm": [float(v) for v in WL]}
         with mlflow.start_run(experiment_id=experiment("ubf-test-unmixing", root)):
-            info = log_torch_model(unmixing)
+            info = log_unmixing_model(unmixing)
         register(info.model_uri, "ubf-unmixing", "val_psnr", 30.0, higher_is_better=True)
         tags = {"unmixing_model_version": "1", "wavelength_nm": json.dumps([float(v) for v in WL])}
         v1 = _register(root, 0, 0.5, tags)

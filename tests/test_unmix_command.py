@@ -21,7 +21,7 @@ def registry(tmp_path, monkeypatch):
     """A tiny unmixing model registered as ubf-unmixing (champion) in a temp SQLite store; its tracking URI."""
     import mlflow
 
-    from tasks.registry import configure_tracking, experiment, log_torch_model, register
+    from tasks.registry import configure_tracking, experiment, log_unmixing_model, register
     from ubf_core.unmixing import UnmixingNet
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -31,7 +31,7 @@ def registry(tmp_path, monkeypatch):
     model.meta = {"wavelength_nm": [float(v) for v in WL], "input_space": {"space": "linear", "rgb_to_hsi_scale": 0.3},
                   "three_band": "select", "band_wavelengths_nm": [650.0, 550.0, 450.0], "render_response": "cie1931"}
     with mlflow.start_run(experiment_id=experiment("ubf-test", tmp_path)):
-        info = log_torch_model(model)
+        info = log_unmixing_model(model)
     register(info.model_uri, "ubf-unmixing", "val_psnr", 30.0, higher_is_better=True)
     return uri, model
 

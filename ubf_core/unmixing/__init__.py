@@ -1,7 +1,7 @@
 """Scene-based unmixing: the network (encoder → softmax abundances, linear-mixing decoder) and its losses.
 
-Submodules with heavier dependencies (``figures``, ``training``, ``inputs``, ``abundance_store``) are imported
-by name, not from here.
+Submodules with heavier dependencies (``figures``, ``training``, ``inputs``, ``abundance_store``, ``saved``: the
+model on disk) are imported by name, not from here.
 """
 
 from ubf_core.unmixing.losses import UnmixingLoss, endmember_tv, mae, sad_loss, spectral_angle
