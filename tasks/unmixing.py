@@ -24,6 +24,7 @@ from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validat
 from ubf_core.unmixing.figures import abundance_mosaic, plot_abundance_histograms, plot_endmembers, rgb_pairs
 from ubf_core.unmixing.inference import check_store, encode, hsi_inputs, rgb_inputs
 from ubf_core.unmixing.inputs import three_band
+from ubf_core.unmixing.saved import SAVED_FORMAT
 
 
 def _response(params: dict, u: dict):
@@ -127,7 +128,8 @@ def train_unmixing_task(params: dict) -> dict:
         reg = register(info.model_uri, str(u.get("model_name", "ubf-unmixing")), metric, float(final[metric]),
                        bool(u.get("champion_higher_is_better", True)),
                        tags={"run_id": run.info.run_id, "params_hash": params_hash(u, params.get("seed"))},
-                       measured_on={"validation_sources": ",".join(val_sources)})
+                       # a champion of another saved format (the old pickled versions: none) gives way
+                       measured_on={"validation_sources": ",".join(val_sources), "model_format": SAVED_FORMAT})
     result = fitted.result
     log.info("unmixing: best epoch %d of %d, %s = %.3f (VCA+FCLS %.3f); version %d, champion %d (%s)",
              result.best_epoch, len(result.history), metric, final[metric], baseline.get(f"vca_fcls_{metric[4:]}",

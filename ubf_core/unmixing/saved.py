@@ -24,12 +24,14 @@ from ubf_core.data.stores import replace_path, staging_dir
 from ubf_core.errors import UBFInputError
 from ubf_core.unmixing.network import UnmixingNet
 
-__all__ = ["SAVED_UNMIXING_FILE", "UNMIXING_WEIGHTS_FILE", "save_unmixing_model", "load_unmixing_model"]
+__all__ = ["SAVED_UNMIXING_FILE", "UNMIXING_WEIGHTS_FILE", "SAVED_FORMAT", "save_unmixing_model",
+           "load_unmixing_model"]
 
 SAVED_UNMIXING_FILE = "unmixing.json"
 UNMIXING_WEIGHTS_FILE = "weights.safetensors"
 _FORMAT = "ubf-unmixing-model"
 _VERSION = 1
+SAVED_FORMAT = f"{_FORMAT}/{_VERSION}"   # what a registered version is tagged with (tasks/unmixing.py)
 
 
 def _check_meta(meta, n_bands: int, where: str | Path) -> dict:
