@@ -11,13 +11,25 @@ import click
 import tasks  # noqa: F401  (offline/telemetry defaults)
 from ubf_core.errors import UBFInputError
 
-PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True,
-                             type=click.Path(dir_okay=False), help="params file of the pipeline")
-
 
 def _fail(err: Exception, code: int = 2) -> None:
     click.echo(f"error: {err}", err=True)
     sys.exit(code)
+
+
+def _params_option_check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A --params file given on the command line must exist (the default params.yaml may be absent: `ubf info`
+    then uses the defaults); checked as the option is parsed, before anything else."""
+    from click.core import ParameterSource
+
+    if ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT and not Path(value).is_file():
+        _fail(UBFInputError(value, "params file not found (--params)"))
+    return value
+
+
+PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", show_default=True,
+                             type=click.Path(dir_okay=False), help="params file of the pipeline",
+                             callback=_params_option_check)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,44 +117,80 @@ def pipeline_cmd(params_path: str) -> None:
     _run_flow("pipeline", "pipeline", params_path)
 
 
-def _spec_for(file: Path, params_path: str, dataset: str | None, overrides: dict) -> tuple[str, dict, Path]:
-    """Find the reader options for FILE: a named data set, the data set whose path is FILE, or the overrides."""
+WAVELENGTH_FORMS = "'linspace:START,STOP,N', 'variable:NAME[:um|nm]' (.mat) or 'values:a,b,c' (nm)"
+
+# What a command-line user does instead of a params.yaml setting the readers ask for (UBFInputError.key); keys
+# missing here have no option: the file then needs a data-set entry in params (hsi.datasets) and --dataset NAME.
+CLI_REMEDY = {
+    "wavelengths": f"give --wavelengths ({WAVELENGTH_FORMS})",
+    "variable": "give --variable (and --layout)",
+    "layout": "give --layout",
+    "scale": "give --scale",
+}
+
+
+def _load_params_if_any(params_path: str) -> dict:
+    """params.yaml, or {} when the default one is absent (an explicit --params that is absent stopped earlier)."""
     from ubf_core.config import load_params
 
-    root = Path(params_path).resolve().parent
-    datasets = {}
-    if Path(params_path).is_file():
-        datasets = ((load_params(params_path).get("hsi") or {}).get("datasets") or {})
-    if dataset:
-        if dataset not in datasets:
-            raise UBFInputError(params_path, f"no data set '{dataset}' in hsi.datasets; has {sorted(datasets)}")
-        return dataset, dict(datasets[dataset]), root
-    for name, spec in datasets.items():
-        p = Path(spec.get("path", ""))
-        if (p if p.is_absolute() else root / p).resolve() == file.resolve():
-            spec = {**spec, **overrides}
-            return name, spec, root
-    return file.stem, {"path": str(file.resolve()), **overrides}, root
+    return load_params(params_path) if Path(params_path).is_file() else {}
 
 
-def reader_options(fn):
-    """The options that tell how to read an HSI file that params.yaml does not describe."""
-    for opt in reversed([
-        click.option("--dataset", help="use the reader options of this data set of params hsi.datasets"),
-        click.option("--variable", help=".mat: the array variable"),
-        click.option("--layout", type=click.Choice(["HWC", "CHW", "pixel_major"]), help=".mat: array layout"),
-        click.option("--wavelengths", "wl",
-                     help="'linspace:START,STOP,N', 'variable:NAME[:um|nm]' or 'values:a,b,c' (nm)"),
-        click.option("--scale", type=float, help="DN → reflectance factor"),
-    ]):
-        fn = opt(fn)
-    return fn
+def _number_text(x: float) -> str:
+    """1e-4 rather than 0.0001: how a person types a scale factor."""
+    mantissa, exponent = f"{x:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}" if abs(int(exponent)) >= 3 else f"{x:g}"
 
 
-def _read_cube(file: Path, params_path: str, dataset: str | None, variable: str | None, layout: str | None,
-               wl: str | None, scale: float | None):
-    """Read FILE as an HSI cube with the reader options of params.yaml or of the command line."""
-    from ubf_core.io import HSISource, read_hsi, read_mat_variables
+def _parse_wavelengths(text: str) -> dict:
+    """--wavelengths as a params `wavelengths:` mapping; a malformed value names the option and the forms."""
+    import math
+
+    def bad(problem: str) -> UBFInputError:
+        return UBFInputError("--wavelengths", f"{text!r}: {problem}; accepted forms: {WAVELENGTH_FORMS}")
+
+    kind, sep, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep or kind not in ("linspace", "variable", "values"):
+        raise bad("unknown form")
+    if kind == "linspace":
+        parts = [p.strip() for p in rest.split(",")]
+        if len(parts) != 3:
+            raise bad(f"linspace needs three values START,STOP,N, got {len(parts)}")
+        try:
+            start, stop = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise bad("START and STOP must be numbers (nm)") from None
+        try:
+            n = int(parts[2])
+        except ValueError:
+            raise bad(f"N (the band count) must be a whole number, got {parts[2]!r}") from None
+        if not (math.isfinite(start) and math.isfinite(stop)) or start <= 0 or stop <= 0:
+            raise bad("START and STOP must be finite wavelengths > 0 nm")
+        if n < 1:
+            raise bad(f"N (the band count) must be at least 1, got {n}")
+        return {"linspace": [start, stop, n]}
+    if kind == "variable":
+        name, _, unit = rest.partition(":")
+        if not name.strip():
+            raise bad("no variable name")
+        unit = unit.strip().lower()
+        if unit and unit not in ("um", "µm", "nm"):
+            raise bad(f"the unit must be um or nm, got {unit!r}")
+        return {"variable": name.strip(), **({"unit": unit} if unit else {})}
+    try:
+        values = [float(v) for v in rest.split(",")]
+    except ValueError:
+        raise bad("values must be numbers (nm) separated by commas") from None
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise bad("values must be finite wavelengths > 0 nm")
+    return {"values": values}
+
+
+def _reader_overrides(variable: str | None, layout: str | None, wl: str | None, scale: float | None) -> dict:
+    """The reader options given on the command line as params keys; malformed ones are refused here (cheap)."""
+    import math
 
     overrides: dict = {}
     if variable:
@@ -150,37 +198,96 @@ def _read_cube(file: Path, params_path: str, dataset: str | None, variable: str 
     if layout:
         overrides["layout"] = layout
     if scale is not None:
+        if not math.isfinite(scale) or scale <= 0:
+            raise UBFInputError("--scale", f"{scale:g}: the DN → reflectance factor must be a number > 0 "
+                                           f"(e.g. 1e-4 for reflectance × 10000)")
         overrides["scale"] = scale
     if wl:
-        kind, _, rest = wl.partition(":")
-        if kind == "linspace":
-            a, b, n = rest.split(",")
-            overrides["wavelengths"] = {"linspace": [float(a), float(b), int(n)]}
-        elif kind == "variable":
-            name, _, unit = rest.partition(":")
-            overrides["wavelengths"] = {"variable": name, **({"unit": unit} if unit else {})}
-        elif kind == "values":
-            overrides["wavelengths"] = {"values": [float(v) for v in rest.split(",")]}
-        else:
-            raise UBFInputError("--wavelengths", f"unknown form '{wl}'")
-    if not file.exists():
-        raise UBFInputError(file, "file not found")
-    name, spec, root = _spec_for(file, params_path, dataset, overrides)
-    if file.suffix.lower() == ".mat" and "variable" not in spec:
-        variables = read_mat_variables(file)
-        cubes = [k for k, (shape, _) in variables.items() if len(shape) == 3]
-        if len(cubes) != 1:
-            raise UBFInputError(file, "give --variable (and --layout): it holds "
-                                + ", ".join(f"{k} {'×'.join(map(str, s))}" for k, (s, _) in variables.items()))
-        spec.setdefault("variable", cubes[0])
-        spec.setdefault("layout", "HWC")
-    return read_hsi(HSISource.from_params(name, spec, root))
+        overrides["wavelengths"] = _parse_wavelengths(wl)
+    return overrides
 
 
-def _grid_params(params_path: str) -> dict:
-    from ubf_core.config import load_params
+def _spec_for(file: Path, params: dict, params_path: str, dataset: str | None,
+              overrides: dict) -> tuple[str, dict, bool]:
+    """The reader options for FILE: (data-set name, spec, whether they come from a params data-set entry).
 
-    return (load_params(params_path).get("grid") if Path(params_path).is_file() else None) or {}
+    --dataset NAME: NAME's options, FILE's path; else the data set whose path is FILE; else the command line only.
+    Options given on the command line override those of the data set.
+    """
+    root = Path(params_path).resolve().parent
+    datasets = (params.get("hsi") or {}).get("datasets") or {}
+
+    def same_file(spec: dict) -> bool:
+        p = Path(str(spec.get("path") or ""))
+        return bool(str(p)) and (p if p.is_absolute() else root / p).resolve() == file.resolve()
+
+    if dataset:
+        if dataset not in datasets:
+            raise UBFInputError(params_path, f"no data set '{dataset}' in hsi.datasets; has {sorted(datasets)}")
+        spec = datasets[dataset]
+        if not isinstance(spec, dict):
+            raise UBFInputError(dataset, f"the data-set entry must be a mapping of keys, got {type(spec).__name__}")
+        name = dataset if same_file(spec) else f"{file.stem} (reader settings of {dataset})"
+        return name, {**spec, "path": str(file.resolve()), **overrides}, True
+    for name, spec in datasets.items():
+        if isinstance(spec, dict) and same_file(spec):
+            return name, {**spec, **overrides}, True
+    return file.stem, {"path": str(file.resolve()), **overrides}, False
+
+
+def _cli_worded(err: UBFInputError, file: Path, name: str, from_params: bool) -> UBFInputError:
+    """A reader error for a command-line user: the option to give instead of the params key, FILE for its name."""
+    if from_params:
+        return err  # the params entry is what needs the change
+    where = str(file) if err.where == name else err.where
+    if err.key is None:
+        return err if where == err.where else UBFInputError(where, err.problem)
+    remedy = CLI_REMEDY.get(err.key) or (f"the command line has no option for that: describe the file in params "
+                                         f"hsi.datasets ({err.fix}) and give --dataset NAME")
+    return UBFInputError(where, err.detail, remedy)
+
+
+def reader_options(fn):
+    """The options that tell how to read an HSI file that params.yaml does not describe."""
+    for opt in reversed([
+        click.option("--dataset", help="read FILE with the reader settings (variable, layout, wavelengths, scale "
+                                       "...) of this data set of params hsi.datasets; the options below override "
+                                       "them"),
+        click.option("--variable", help=".mat: the array variable"),
+        click.option("--layout", type=click.Choice(["HWC", "CHW", "pixel_major"]), help=".mat: array layout"),
+        click.option("--wavelengths", "wl",
+                     help="'linspace:START,STOP,N', 'variable:NAME[:um|nm]' or 'values:a,b,c' (nm)"),
+        click.option("--scale", type=float, help="DN → reflectance factor (e.g. 1e-4 for reflectance × 10000)"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _read_cube(file: Path, params: dict, params_path: str, dataset: str | None, overrides: dict,
+               rgb_hint: str):
+    """Read FILE as an HSI cube with the reader options of params.yaml or of the command line.
+
+    ``rgb_hint``: what to tell a person whose FILE turns out to be an RGB image.
+    """
+    from ubf_core.io import HSISource, read_hsi, read_mat_variables
+    from ubf_core.io.rgb import is_rgb_image
+
+    name, spec, from_params = _spec_for(file, params, params_path, dataset, overrides)
+    try:
+        if file.suffix.lower() == ".mat" and "variable" not in spec:
+            variables = read_mat_variables(file)
+            cubes = [k for k, (shape, _) in variables.items() if len(shape) == 3]
+            if len(cubes) != 1:
+                raise UBFInputError(file, "give --variable (and --layout): it holds "
+                                    + ", ".join(f"{k} {'×'.join(map(str, s))}" for k, (s, _) in variables.items()))
+            spec.setdefault("variable", cubes[0])
+            spec.setdefault("layout", "HWC")
+        root = Path(params_path).resolve().parent
+        return read_hsi(HSISource.from_params(name, spec, root))
+    except UBFInputError as err:
+        if file.is_file() and is_rgb_image(file):
+            raise UBFInputError(file, f"an RGB image, not a hyperspectral cube; {rgb_hint}") from None
+        raise _cli_worded(err, file, name, from_params) from None
 
 
 @main.command("info")
@@ -192,15 +299,21 @@ def info_cmd(file: Path, params_path: str, dataset: str | None, variable: str | 
              wl: str | None, scale: float | None, as_json: bool) -> None:
     """Print a data set's shape, dtype, wavelength range, bad bands, NaN share and its cover of the target grid.
 
-    The reader options come from the params.yaml data set whose path is FILE (or --dataset), else from the
-    options given here; GeoTIFF, ENVI and CAVE folders describe themselves.
+    The reader options come from the params.yaml data set whose path is FILE, or from --dataset NAME (NAME's
+    options, FILE's data), and the options given here override them; GeoTIFF, ENVI and CAVE folders describe
+    themselves. An RGB image goes to `ubf unmix`.
     """
-    from ubf_core.inspect import describe_cube, format_description
-    from ubf_core.spectral import REMOTE_SENSING, SpectralGrid
-
     try:
-        cube = _read_cube(file, params_path, dataset, variable, layout, wl, scale)
-        grid_p = _grid_params(params_path)
+        overrides = _reader_overrides(variable, layout, wl, scale)
+        if not file.exists():
+            raise UBFInputError(file, "file not found")
+        params = _load_params_if_any(params_path)
+        cube = _read_cube(file, params, params_path, dataset, overrides,
+                          rgb_hint=f"`ubf unmix {file}` maps an RGB image to abundances")
+        from ubf_core.inspect import describe_cube, format_description
+        from ubf_core.spectral import REMOTE_SENSING, SpectralGrid
+
+        grid_p = params.get("grid") or {}
         grid = SpectralGrid.from_params(grid_p) if grid_p else REMOTE_SENSING
         d = describe_cube(cube, grid, float(grid_p.get("coverage_tolerance_nm", 5.0)))
     except UBFInputError as err:
@@ -230,36 +343,54 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
 
     Writes OUT/abundance.zarr (abundance (endmember, y, x) on the simplex, with the model's endmembers
     (wavelength, endmember) in reflectance) and OUT/preview.png (the input beside its abundance maps). An HSI is
-    first resampled to the model's wavelength grid; its reader options come as for `ubf info`.
+    first resampled to the model's wavelength grid; its reader options come as for `ubf info` (--dataset NAME:
+    NAME's reader settings for FILE). An HSI whose values are clearly not reflectance (digital numbers read
+    without --scale) is refused.
     """
-    from tasks.registry import configure_tracking, load_registered_unmixing_model, resolve_model_version
-    from tasks.unmixing import model_response
-    from ubf_core.data.stores import write_store
-    from ubf_core.io import read_rgb
-    from ubf_core.preview import hsi_patches_to_rgb
-    from ubf_core.spectral import SpectralGrid, resample_to_grid
-    from ubf_core.unmixing.figures import unmix_preview
-    from ubf_core.unmixing.inference import model_grid, unmix_hsi_cube, unmix_rgb_image
     from ubf_core.config import load_params
-    from ubf_core.unmixing.abundance_store import unmix_dataset
 
     try:
+        # cheap checks first: the input, the params and the reader options, before torch, MLflow and the model
+        overrides = _reader_overrides(variable, layout, wl, scale)
         if not file.exists():
             raise UBFInputError(file, "file not found")
-        params = {**load_params(params_path), "_root": str(Path(params_path).resolve().parent)}
+        params = load_params(params_path)
+        is_rgb = kind == "rgb" or (kind == "auto" and file.suffix.lower() in RGB_SUFFIXES)
+        if is_rgb:
+            from ubf_core.io import read_rgb
+
+            image = read_rgb(file)
+        else:
+            from ubf_core.inspect import not_reflectance
+
+            cube = _read_cube(file, params, params_path, dataset, overrides,
+                              rgb_hint="give --kind rgb to unmix it as one")
+            reflectance_max = float((params.get("validation") or {}).get("reflectance_max", 1.5))
+            problem = not_reflectance(cube, reflectance_max)
+            if problem is not None:
+                raise UBFInputError(file, f"{problem.describe()}; give the DN → reflectance factor, e.g. --scale "
+                                          f"{_number_text(problem.suggested_scale)}")
+
+        from tasks.registry import configure_tracking, load_registered_unmixing_model, resolve_model_version
+        from tasks.unmixing import model_response
+        from ubf_core.data.stores import write_store
+        from ubf_core.preview import hsi_patches_to_rgb
+        from ubf_core.spectral import SpectralGrid, resample_to_grid
+        from ubf_core.unmixing.abundance_store import unmix_dataset
+        from ubf_core.unmixing.figures import unmix_preview
+        from ubf_core.unmixing.inference import model_grid, unmix_hsi_cube, unmix_rgb_image
+
+        params = {**params, "_root": str(Path(params_path).resolve().parent)}
         uri = model_uri or str((params.get("unmixing") or {}).get("model_uri", "models:/ubf-unmixing@champion"))
         configure_tracking(Path(params_path).resolve().parent)
         version = resolve_model_version(uri)
         model = load_registered_unmixing_model(uri)
-        is_rgb = kind == "rgb" or (kind == "auto" and file.suffix.lower() in RGB_SUFFIXES)
         if is_rgb:
-            image = read_rgb(file)
             abundance = unmix_rgb_image(model, image, file)
         else:
             wl_model = model_grid(model)
             grid = SpectralGrid(float(wl_model[0]), float(wl_model[-1]), len(wl_model))
-            cube = _read_cube(file, params_path, dataset, variable, layout, wl, scale)
-            tolerance = float(_grid_params(params_path).get("coverage_tolerance_nm", 5.0))
+            tolerance = float((params.get("grid") or {}).get("coverage_tolerance_nm", 5.0))
             aligned = resample_to_grid(cube, grid, tolerance_nm=tolerance, max_nan_fraction=1.0, name=str(file))
             abundance = unmix_hsi_cube(model, aligned, model_response(params, model))
             image = hsi_patches_to_rgb(aligned.expand_dims("patch"))[0]

@@ -467,7 +467,8 @@ def test_cave_errors(tmp_path):
     with raises("lack number 3", tmp_path):
         read_hsi(HSISource("cave", tmp_path, format="cave"))
     Image.fromarray(np.full((4, 5), 3000, dtype=np.uint16)).save(tmp_path / "s_ms_03.png")
-    with raises("wavelengths missing", tmp_path):
+    with raises("4 band images .* where a CAVE scene has 31 .*: bands 5-31 are missing; give `wavelengths:`",
+                tmp_path):
         read_hsi(HSISource("cave", tmp_path, format="cave"))
     cube = read_hsi(HSISource("cave", tmp_path, format="cave", wavelengths={"values": [400, 500, 600, 700]}))
     np.testing.assert_allclose(cube.values[:, 0, 0], np.array([1000, 2000, 3000, 4000]) / 65535, rtol=1e-6)

@@ -5,17 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 class UBFInputError(ValueError):
     """Bad input. ``str(err)`` is one line: ``"<where>: <problem>"``.
 
     ``where`` is a file path or a data-set name; ``problem`` says what is wrong in the field's words.
     Command-line entry points print ``str(err)`` and exit with status 2.
+
+    An error whose remedy is a params.yaml setting gives it apart: ``fix`` (the remedy in params words, e.g.
+    "set `sort: true` under wavelengths to reorder the bands") and ``key`` (the data-set key it concerns, e.g.
+    ``"wavelengths.sort"``); ``problem`` is then ``"<detail>; <fix>"``. A front end that has other means than
+    params.yaml (the ``ubf`` command's options) rewords the remedy from ``detail`` and ``key``.
     """
 
-    def __init__(self, where: str | Path, problem: str):
+    def __init__(self, where: str | Path, problem: str, fix: str | None = None, key: str | None = None):
         self.where = str(where)
-        self.problem = " ".join(str(problem).split())  # always one line
+        self.detail = _one_line(problem)  # always one line
+        self.fix = _one_line(fix) if fix else None
+        self.key = key
+        self.problem = f"{self.detail}; {self.fix}" if self.fix else self.detail
         super().__init__(f"{self.where}: {self.problem}")
 
-    def __reduce__(self):  # keep (where, problem) when the error crosses a Dask process boundary
-        return (type(self), (self.where, self.problem))
+    def __reduce__(self):  # keep (where, problem, fix, key) when the error crosses a Dask process boundary
+        return (type(self), (self.where, self.detail, self.fix, self.key))

@@ -1,6 +1,10 @@
-"""What a data set holds and how it covers the target grid: the facts `ubf info` prints."""
+"""What a data set holds and how it covers the target grid: the facts `ubf info` prints; whether its values can be
+reflectance at all (:func:`not_reflectance`)."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
@@ -61,3 +65,52 @@ def format_description(d: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+@dataclass(frozen=True)
+class NotReflectance:
+    """A cube whose values are clearly not reflectance (raw digital numbers, percent, radiance).
+
+    ``value`` is the ``percentile``-th percentile of its finite values in good bands, ``limit`` the largest value
+    a reflectance cube may have (``validation.reflectance_max``), ``scale`` the factor the cube was read with and
+    ``suggested_scale`` a power of ten that, in place of ``scale``, brings ``value`` to at most ``limit``
+    (1e-4 for reflectance × 10000, the usual DN convention).
+    """
+
+    percentile: float
+    value: float
+    limit: float
+    scale: float
+    suggested_scale: float
+
+    def describe(self) -> str:
+        return (f"values are not reflectance: their {self.percentile:g}th percentile is {self.value:.4g} (read with "
+                f"scale {self.scale:g}), far above validation.reflectance_max {self.limit:g} (raw digital numbers?)")
+
+
+def not_reflectance(cube: xr.DataArray, reflectance_max: float = 1.5, *, percentile: float = 99.0,
+                    margin: float = 10.0, max_values: int = 1_000_000) -> NotReflectance | None:
+    """A :class:`NotReflectance` when the cube's ``percentile``-th percentile exceeds ``margin × reflectance_max``.
+
+    cube : (wavelength, y, x) values as read (raw × scale); bands flagged in a ``bad_band`` coordinate and
+    non-finite values are left out; at most ``max_values`` evenly spaced values are looked at (a cheap check).
+    Reflectance may exceed ``reflectance_max`` in a few specular pixels, never in a hundredth of the cube by a factor
+    of ``margin``; digital numbers (hundreds to tens of thousands) and percent reflectance do.
+    """
+    values = np.asarray(cube.values if isinstance(cube, xr.DataArray) else cube)
+    if isinstance(cube, xr.DataArray) and "bad_band" in cube.coords and (~cube["bad_band"].values).any():
+        values = values[~cube["bad_band"].values.astype(bool)]
+    flat = values.reshape(-1)
+    if flat.size > max_values:
+        flat = flat[:: math.ceil(flat.size / max_values)]
+    flat = flat[np.isfinite(flat)]
+    if not flat.size:
+        return None
+    value = float(np.percentile(flat, percentile))
+    limit = float(reflectance_max)
+    if value <= margin * limit:
+        return None
+    scale = float(cube.attrs.get("scale", 1.0)) if isinstance(cube, xr.DataArray) else 1.0
+    factor = 10.0 ** -math.ceil(math.log10(value / limit))
+    return NotReflectance(percentile=percentile, value=value, limit=limit, scale=scale,
+                          suggested_scale=float(f"{scale * factor:.3g}"))

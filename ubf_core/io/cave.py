@@ -3,7 +3,8 @@
 The CAVE layout on disk is ``<scene>_ms/<scene>_ms/<scene>_ms_NN.png``; either the outer or the inner folder may be
 given. Files that do not end in ``_NN.png`` (e.g. ``<scene>_RGB.bmp``) are ignored. Band images are 16-bit or 8-bit
 grayscale; an RGB/RGBA band image gives its first channel. Defaults: wavelengths linspace(400, 700, 31) when there
-are 31 bands; scale 1/65535 (16-bit) or 1/255 (8-bit) unless the spec sets ``scale``.
+are 31 bands (a folder of another band count without ``wavelengths:`` in the spec is refused, naming the count and
+the missing band numbers); scale 1/65535 (16-bit) or 1/255 (8-bit) unless the spec sets ``scale``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ubf_core.io.matfile import _describe
 from ubf_core.io.source import HSISource
 
 _BAND = re.compile(r"_(\d+)\.png$", re.IGNORECASE)
+CAVE_BANDS = 31  # 400-700 nm every 10 nm, band images numbered 01..31
 
 
 def _band_files(folder: Path) -> list[tuple[int, Path]]:
@@ -77,8 +79,35 @@ def _read_band(path: Path) -> tuple[np.ndarray, int]:
     raise UBFInputError(path, f"unsupported band image mode {mode} (expected 8- or 16-bit grayscale)")
 
 
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 31]`` → ``"1-3, 31"``."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _band_count_problem(files: list[Path]) -> str:
+    """Why a folder of band images is not a CAVE scene of 31 bands: how many were found and which are missing."""
+    numbers = [int(_BAND.search(f.name).group(1)) for f in files]
+    found = (f"{len(files)} band images ({files[0].name} .. {files[-1].name})" if len(files) > 1 else
+             f"1 band image ({files[0].name})")
+    text = f"{found} where a CAVE scene has {CAVE_BANDS} (400-700 nm every 10 nm)"
+    missing = sorted(set(range(1, CAVE_BANDS + 1)) - set(numbers))
+    if missing and len(files) < CAVE_BANDS:
+        text += f": band{'s' if len(missing) > 1 else ''} {_ranges(missing)} {'are' if len(missing) > 1 else 'is'} " \
+                f"missing"
+    return text
+
+
 def read_cave_raw(source: HSISource) -> RawCube:
     folder, files = find_cave_bands(Path(source.path))
+    if len(files) != CAVE_BANDS and source.wavelengths is None:
+        raise UBFInputError(folder, _band_count_problem(files), "give `wavelengths:` for another set of bands",
+                            key="wavelengths")
     first, depth = _read_band(files[0])
     data = np.empty((len(files), *first.shape), dtype=first.dtype)
     data[0] = first
@@ -91,7 +120,7 @@ def read_cave_raw(source: HSISource) -> RawCube:
             raise UBFInputError(f, f"band image is {d}-bit, the first band ({files[0].name}) is {depth}-bit")
         data[i] = arr
     raw = RawCube(data=data, format="cave", variables={}, scale=1.0 / (65535.0 if depth == 16 else 255.0))
-    if len(files) == 31:
+    if len(files) == CAVE_BANDS:
         raw.wavelengths = np.linspace(400.0, 700.0, 31)
         raw.wavelength_unit = "nm"
         raw.wavelength_text = "CAVE default linspace(400, 700, 31)"

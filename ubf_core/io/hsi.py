@@ -152,8 +152,8 @@ def resolve_axis(spec: AxisSpec, raw: RawCube, path: Path, dataset: str, n_bands
     if spec.kind == "file":
         values = raw.wavelengths if spec.key == "wavelengths" else raw.fwhm
         if values is None:
-            raise UBFInputError(path, f"no {spec.key} in the file; give them in the spec (variable, linspace, values "
-                                      f"or table)")
+            raise UBFInputError(path, f"no {spec.key} in the file", "give them in the spec (variable, linspace, "
+                                                                     "values or table)", key=spec.key)
         unit = unit or raw.wavelength_unit
         text = (raw.wavelength_text or "the file's list") + text[len("the file's list"):]
     elif spec.kind == "variable":
@@ -239,7 +239,8 @@ def assemble(source: HSISource, raw: RawCube, path: Path) -> xr.DataArray:
         wl_spec = AxisSpec(key="wavelengths", kind="file")
     if wl_spec is None:
         raise UBFInputError(path, f"wavelengths missing: the file stores none and data set {source.name!r} gives "
-                                  f"none; add `wavelengths:` (variable, linspace, values or table) to its spec")
+                                  f"none", "add `wavelengths:` (variable, linspace, values or table) to its spec",
+                            key="wavelengths")
     wavelengths, wl_text = resolve_axis(wl_spec, raw, path, source.name, n_bands)
     _check_axis(wavelengths, path, "wavelengths", n_bands, wl_text)
 
@@ -261,7 +262,8 @@ def assemble(source: HSISource, raw: RawCube, path: Path) -> xr.DataArray:
         if not wl_spec.sort:
             raise UBFInputError(path, f"wavelengths are not in increasing order: {wavelengths[drop]:.2f} nm (band "
                                       f"{drop}) is followed by {wavelengths[drop + 1]:.2f} nm (band {drop + 1}) "
-                                      f"({wl_text}); set `sort: true` under wavelengths to reorder the bands")
+                                      f"({wl_text})", "set `sort: true` under wavelengths to reorder the bands",
+                                key="wavelengths.sort")
         order = np.argsort(wavelengths, kind="stable")
         wavelengths, bad, data = wavelengths[order], bad[order], data[order]
         fwhm = fwhm[order] if fwhm is not None else None
@@ -289,7 +291,8 @@ def _read_mat(source: HSISource) -> RawCube:
         want = 2 if source.layout == "pixel_major" else 3
         cands = [n for n, (s, d) in listing.items() if len(s) == want and d not in ("struct", "cell", "char")]
         if len(cands) != 1:
-            raise UBFInputError(path, f"set `variable:` (the cube); the file holds: {_listing(path)}")
+            raise UBFInputError(path, f"which variable is the cube? the file holds: {_listing(path)}",
+                                "set `variable:` (the cube)", key="variable")
         variable = cands[0]
     needed[variable] = "the data cube"
     for key in ("rows", "cols"):

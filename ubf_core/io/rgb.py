@@ -54,6 +54,12 @@ def _problem(path: Path) -> str | None:
     return None
 
 
+def is_rgb_image(path: str | Path) -> bool:
+    """Whether ``path`` is a colour image Pillow reads as RGB (a JPEG, PNG, 8-bit 3-channel TIFF ...): header only."""
+    path = Path(path)
+    return path.is_file() and _problem(path) is None
+
+
 def list_rgb_images(folder: str | Path, on_bad: str = "skip",
                     extensions: tuple[str, ...] = RGB_EXTENSIONS) -> list[RGBImage]:
     """The images of a class-per-sub-folder RGB data set, sorted by (label, file name); see the module docstring."""

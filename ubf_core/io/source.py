@@ -299,8 +299,9 @@ def _default_format(where: str, path: Path) -> str:
         return "envi"
     if suffix == "":
         return "cave"
-    raise UBFInputError(where, f"cannot tell the format of {path.name!r} from its name; "
-                               f"set `format:` to one of {', '.join(FORMATS)}")
+    raise UBFInputError(where, f"cannot tell the format of {path.name!r} from its name (.mat, .tif/.tiff, ENVI "
+                               f".hdr or a CAVE folder)", f"set `format:` to one of {', '.join(FORMATS)}",
+                        key="format")
 
 
 @dataclass
@@ -357,8 +358,9 @@ class HSISource:
                 for key in ("rows", "cols"):
                     value = getattr(self, key)
                     if value is None:
-                        raise UBFInputError(where, f"layout pixel_major needs `{key}` (an integer or the name of a "
-                                                   f"scalar variable in the file)")
+                        raise UBFInputError(where, f"layout pixel_major needs `{key}`",
+                                            f"set `{key}:` to an integer or the name of a scalar variable in the "
+                                            f"file", key=key)
                     if isinstance(value, str):
                         setattr(self, key, _name(where, f"`{key}`", value))
                     else:
@@ -386,8 +388,9 @@ class HSISource:
         else:
             for spec in (self.wavelengths, self.fwhm):
                 if spec is not None and (spec.kind == "variable" or spec.indices_variable):
-                    raise UBFInputError(where, f"`{spec.key}` names a variable, but only .mat files have variables "
-                                               f"(format is {self.format})")
+                    raise UBFInputError(where, f"the {spec.key} name a variable, but only .mat files have "
+                                               f"variables (format is {self.format})",
+                                        f"give `{spec.key}:` as linspace, values or table", key=spec.key)
             if self.bad_bands is not None and self.bad_bands.variable is not None:
                 raise UBFInputError(where, f"`bad_bands: variable` needs a .mat file (format is {self.format})")
         if self.scale is not None:
