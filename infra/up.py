@@ -313,9 +313,10 @@ def up(args: argparse.Namespace) -> int:
                   "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(args.heartbeat)}
     try:
         prefect, mlflow, dask = _tool("prefect"), _tool("mlflow"), _tool("dask")
+        # the UI in the browser calls the API at PREFECT_SERVER_UI_API_URL, else at port 4200: say where it is
         stack.start("prefect-server", "prefect-server",
                     [prefect, "server", "start", "--host", host, "--port", str(args.prefect_port), "--analytics-off"],
-                    base_env, state_dir)
+                    {**base_env, "PREFECT_SERVER_UI_API_URL": urls["prefect_api"]}, state_dir)
         stack.start("mlflow-server", "mlflow-server",
                     [mlflow, "server", "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow' / 'mlflow.db'}",
                      "--serve-artifacts", "--artifacts-destination", str(state_dir / "mlflow" / "artifacts"),

@@ -112,6 +112,13 @@ def test_up_starts_and_records_every_process(stack):
     remember(stack)
 
 
+def test_the_prefect_ui_calls_the_api_on_the_stack_port(stack):
+    """The stack's Prefect port is not the default 4200: the UI served there must call the API there too."""
+    ui_root = stack["prefect"].removesuffix("/api")
+    assert not ui_root.endswith(":4200")
+    assert api(f"{ui_root}/ui-settings")["api_url"] == stack["prefect"]
+
+
 def test_prefect_pools_workers_and_cuda_limit(stack):
     api_url = stack["prefect"]
     assert api(f"{api_url}/health") is True
