@@ -13,6 +13,7 @@ writes for the same settings, whatever the block size, the worker count, or Dask
 """
 
 import sys
+from typing import Literal
 
 from prefect import flow
 from prefect.futures import as_completed
@@ -22,24 +23,35 @@ from tasks.mass_synthesis import (BlockProgress, block_runner, block_task, finis
                                   plan_mass_synthesis)
 from tasks.params import load_stage_params
 
+# the choices of the Run form (kept equal to ubf_core's SAMPLERS and DEVICES by tests/test_mass_synthesis.py)
+Sampler = Literal["ddpm", "ddim", "dpm++", "dpm++sde"]
+Device = Literal["auto", "cpu", "cuda"]
 
 @flow(name="mass_synthesis", log_prints=True)
 def mass_synthesis(n_samples: int | None = None, classes: dict[str, float] | None = None,
-                   generator: str | int = "champion", sampler: str | None = None, steps: int | None = None,
+                   generator: str | int = "champion", sampler: Sampler | None = None, steps: int | None = None,
                    out: str | None = None, block_size: int | None = None, micro_batch: int | None = None,
-                   dask_address: str | None = None, seed: int | None = None, device: str | None = None,
+                   dask_address: str | None = None, seed: int | None = None, device: Device | None = None,
                    replace: bool = False,
                    params_path: str = "params.yaml") -> dict:
-    """Synthesise ``n_samples`` HSIs (default synthesis.n) into a Zarr store.
+    """Synthesise ``n_samples`` HSIs into a Zarr store, one task run per block (resumable).
 
-    classes: class → weight (counts or shares), null for unconditional samples. generator: alias ("champion"),
-    version number (3) or models:/… URI of generator.model_name. sampler, steps: ddpm | ddim | dpm++ | dpm++sde and its steps
-    (default synthesis.*). out: a path (relative to the params file) or an fsspec URL such as s3://bucket/x.zarr
-    (needs s3fs); null: stores/mass_synthesis/<config hash>.zarr. block_size: samples per block (one task run, one
-    Zarr chunk; a multiple of micro_batch). micro_batch: samples per generator call (default synthesis.micro_batch;
-    part of the store's configuration). dask_address: tcp://host:8786 runs the blocks on that Dask cluster; null
-    runs them in this flow run's threads. seed: base seed (sample i's randomness comes from (seed, i)). device:
-    auto | cpu | cuda (default synthesis.device). replace: overwrite a store of another configuration at ``out``.
+    Args:
+        n_samples: how many HSIs; empty: synthesis.n of the params file.
+        classes: class → weight (counts or shares), e.g. {"Beach": 1, "Forest": 3}; empty: unconditional samples.
+        generator: registered generator version: an alias ("champion"), a version number (3) or a models:/… URI.
+        sampler: ddpm (ancestral) | ddim | dpm++ | dpm++sde; empty: synthesis.sampler of the params file.
+        steps: sampler steps; empty: synthesis.steps of the params file.
+        out: store path (relative to the params file) or fsspec URL such as s3://bucket/x.zarr (needs s3fs);
+            empty: stores/mass_synthesis/<config hash>.zarr.
+        block_size: samples per block (one task run, one Zarr chunk), a multiple of micro_batch; empty:
+            synthesis.block_size of the params file.
+        micro_batch: samples per generator call, part of the store's configuration; empty: synthesis.micro_batch.
+        dask_address: tcp://host:8786 runs the blocks on that Dask cluster; empty: in this flow run's threads.
+        seed: base seed (sample i's randomness comes from (seed, i)); empty: seed of the params file.
+        device: auto | cpu | cuda; empty: synthesis.device of the params file.
+        replace: overwrite a store of another configuration at out.
+        params_path: the params file (relative to the project folder) every empty parameter comes from.
     """
     params = load_stage_params(params_path)
     plan = plan_mass_synthesis(params, n_samples=n_samples, classes=classes, generator=generator, sampler=sampler,

@@ -535,3 +535,21 @@ def test_remote_outputs_need_their_file_system_and_upload_whole(tmp_path):
     assert remote_config_hash(remote) == "abc"
     back = xr.open_zarr(remote, consolidated=False)
     np.testing.assert_array_equal(back["a"].values, ds["a"].values)
+
+
+def test_the_run_form_describes_every_parameter_and_offers_the_choices():
+    """The Prefect UI's Run form of the deployments: a description for every parameter, and the sampler and
+    device as choices (the same as ubf_core's) rather than free text."""
+    from flows.mass_synthesis import mass_synthesis
+    from ubf_core.devices import DEVICES
+    from ubf_core.generators.ddpm import SAMPLERS
+
+    props = mass_synthesis.parameters.model_dump()["properties"]
+    undescribed = [name for name, schema in props.items() if not schema.get("description")]
+    assert len(props) == 13 and not undescribed, undescribed
+
+    def choices(name):
+        return next(tuple(alt["enum"]) for alt in props[name]["anyOf"] if "enum" in alt)
+
+    assert choices("sampler") == SAMPLERS and choices("device") == DEVICES
+    assert "synthesis.n" in props["n_samples"]["description"]
