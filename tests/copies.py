@@ -62,6 +62,13 @@ def stage_env(prefect_home: Path) -> dict:
     return env
 
 
+def declared_outputs(work: Path, kinds: tuple[str, ...] = ("outs",)) -> list[str]:
+    """The paths (relative to the copy) that dvc.yaml's stages declare under ``kinds`` (outs, metrics), sorted."""
+    stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
+    return sorted(next(iter(o)) if isinstance(o, dict) else o
+                  for s in stages.values() for kind in kinds for o in s.get(kind, []))
+
+
 def run_base(tmp_path_factory) -> Path:
     """A folder of this test run that every pytest-xdist worker sees (the workers' base temp folders share it as
     their parent); without xdist, the run's base temp folder."""

@@ -7,9 +7,8 @@ test run: tests/copies.py)."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from copies import pipeline_flow_run, run_base
+from copies import declared_outputs, pipeline_flow_run, run_base
 
 
 @pytest.mark.slow
@@ -17,8 +16,6 @@ def test_pipeline_flow_runs_every_stage_in_one_flow_run(tmp_path_factory):
     work, run = pipeline_flow_run(run_base(tmp_path_factory))
     print(f"\n[pipeline flow: {run['seconds']:.0f} s]")
     assert run["returncode"] == 0, run["output"]
-    stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
-    declared = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values()
-                for kind in ("outs", "metrics") for o in s.get(kind, [])]
+    declared = declared_outputs(work, ("outs", "metrics"))
     missing = [p for p in declared if not (work / p).exists()]
     assert len(declared) > 10 and not missing, f"outputs of dvc.yaml the pipeline flow did not write: {missing}"

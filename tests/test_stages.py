@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from copies import REPO, E2E_TIMEOUT_S, pipeline_flow_run, run_base, shrunk_copy, stage_env
+from copies import REPO, E2E_TIMEOUT_S, declared_outputs, pipeline_flow_run, run_base, shrunk_copy, stage_env
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +136,6 @@ def test_a_second_dvc_repro_reruns_nothing_and_a_fresh_clone_retrains(dvc_repro)
     assert record["model_name"] == "ubf-unmixing" and record["model_uri"] == "models:/ubf-unmixing/1"
 
 
-def _zarr_outs(work: Path) -> list[str]:
-    """The Zarr stores dvc.yaml declares as stage outputs (paths relative to the repository)."""
-    stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
-    outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s.get("outs", [])]
-    return sorted(o for o in outs if o.endswith(".zarr"))
-
-
 def _numbers(tree, prefix: str = "") -> dict:
     """Every number of a JSON tree by its path (``a/b/0/c``)."""
     if isinstance(tree, dict):
@@ -171,7 +164,7 @@ def test_pipeline_flow_writes_the_same_stores_as_dvc_repro(dvc_repro, tmp_path_f
     assert run["returncode"] == 0, run["output"]
     assert (work / "params.yaml").read_text() == (repro / "params.yaml").read_text()
 
-    stores = _zarr_outs(repro)
+    stores = [o for o in declared_outputs(repro) if o.endswith(".zarr")]
     assert {"stores/hsi.zarr", "stores/rgb.zarr", "stores/endmembers.zarr", "stores/abundance_rgb.zarr",
             "stores/synthetic.zarr", "stores/synthetic_classify.zarr"} <= set(stores)
     for folder in (repro, work):

@@ -88,7 +88,7 @@ class NotReflectance:
                 f"scale {self.scale:g}), far above validation.reflectance_max {self.limit:g} (raw digital numbers?)")
 
 
-def not_reflectance(cube: xr.DataArray, reflectance_max: float = 1.5, *, percentile: float = 99.0,
+def not_reflectance(cube: xr.DataArray, reflectance_max: float, *, percentile: float = 99.0,
                     margin: float = 10.0, max_values: int = 1_000_000) -> NotReflectance | None:
     """A :class:`NotReflectance` when the cube's ``percentile``-th percentile exceeds ``margin × reflectance_max``.
 
