@@ -101,7 +101,9 @@ def source(args) -> None:
     base = params()
     judge = Judge(base, args.per_class)
     rows = {"real vs real (floor)": judge.row(judge.floor, memorisation=False)}
-    train = TrainSettings(steps=args.train_steps, batch_size=16, lr=2e-3, warmup_steps=100, ema_decay=0.995)
+    long = params("params.long.yaml")["generator"]["train"]   # the long profile's from-scratch settings, shortened
+    train = TrainSettings.from_params({**long, "steps": args.train_steps, "log_every": args.train_steps,
+                                       "warmup_steps": min(long["warmup_steps"], args.train_steps // 10)})
     for name, overrides in (("rgb", {"source": "rgb"}),
                             (f"both (hsi_share {args.hsi_share})", {"source": "both", "hsi_share": args.hsi_share})):
         p = params(**overrides)

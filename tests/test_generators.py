@@ -80,6 +80,36 @@ def test_ddpm_samples_are_on_the_simplex(constraint, sampler, steps):
     assert_on_simplex(gen.sample(3, seed=1, sampler=sampler, steps=steps), 3)
 
 
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+@pytest.mark.parametrize("beta_schedule", ["linear", "squaredcos_cap_v2"])
+def test_ddpm_prediction_types_and_schedules_sample_on_the_simplex(prediction_type, beta_schedule):
+    gen = build("ddpm", constraint="hud", prediction_type=prediction_type, beta_schedule=beta_schedule)
+    gen.fit(smooth_abundances(16)[0], settings=TrainSettings(steps=2, batch_size=8), progress=False)
+    for sampler, steps in SAMPLERS:
+        assert_on_simplex(gen.sample(2, seed=1, sampler=sampler, steps=steps), 2)
+
+
+def test_v_prediction_learns_the_class_where_epsilon_prediction_does_not():
+    """The DDPM schedule (β 1e-4 → 0.02, T = 1000) leaves √ᾱ_T ≈ 0.006 of the clean map in the last noise level; an
+    ε-predicting network recovers x0 = (x − √(1−ᾱ) ε̂)/√ᾱ from it only as well as its error allows, so the maps'
+    mean (far from 0 in HUD space) is never learned and samples come out near x = 0 in every channel, whatever
+    the class. v-prediction learns E[x0 | x_t, class] directly. Classes: pure endmember 0 or 1 everywhere."""
+    n = 64
+    labels = np.arange(n) % 2
+    maps = np.full((n, K, *SIZE), 0.02, np.float32)
+    maps[np.arange(n), labels] = 0.96
+    share = {}
+    for kind in ("epsilon", "v_prediction"):
+        gen = build("ddpm", CLASSES, constraint="hud", prediction_type=kind, num_train_timesteps=1000,
+                    beta_start=1e-4, beta_end=0.02)
+        gen.fit(maps, labels, TrainSettings(steps=150, batch_size=16, lr=3e-3, warmup_steps=20), seed=0,
+                progress=False)
+        share[kind] = [float(gen.sample(8, seed=0, labels=c, sampler="dpm++", steps=10)[:, c].mean())
+                       for c in (0, 1)]
+    assert min(share["v_prediction"]) > 0.6, share
+    assert max(share["epsilon"]) < 0.5, share
+
+
 @pytest.mark.parametrize("name", ["vae", "gan"])
 def test_vae_gan_samples_are_on_the_simplex(trained, name):
     assert_on_simplex(trained[name].sample(4, seed=2), 4)
@@ -324,6 +354,10 @@ def test_bad_models(tmp_path):
         make_generator("ddpm", K, SIZE, None, block_channels=(8, 16))
     with raises("constraint must be one of"):
         build("ddpm", constraint="clip")
+    with raises("prediction_type must be one of"):
+        build("ddpm", prediction_type="x0")
+    with raises("beta_schedule must be one of"):
+        build("ddpm", beta_schedule="cosine")
     with raises("not a multiple of 4"):
         make_generator("vae", K, (10, 10), None, **TINY_CONV)
     with raises("not a multiple of 2"):
