@@ -11,7 +11,7 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from tasks.params import relative, resolve, write_json
-from tasks.registry import configure_tracking, experiment
+from tasks.registry import start_stage_run
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device
@@ -134,11 +134,11 @@ def classify_task(params: dict, plan: dict) -> dict:
     tmp = table_path.with_name(f".{table_path.name}.tmp")
     tmp.write_text(header + table + "\n")
     tmp.replace(table_path)
-    configure_tracking(resolve(params, "."))
-    with mlflow.start_run(experiment_id=experiment("ubf-classify", resolve(params, "."))) as run:
+    p_hash = params_hash(c, params.get("seed"))
+    with start_stage_run("classify", resolve(params, "."), p_hash) as run:
         mlflow.log_params({"test_scenes": ",".join(test_scenes), "n_per_class": settings.n_per_class,
                            "synthetic_mode": settings.synthetic_mode, "epochs": settings.epochs,
-                           "params_hash": params_hash(c, params.get("seed"))})
+                           "params_hash": p_hash})
         mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if v is not None})
         mlflow.log_artifact(str(table_path))
         with tempfile.TemporaryDirectory() as tmp_dir:

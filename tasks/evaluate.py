@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 
 from tasks.generator import generator_training_set, heldout_rgb_maps, load_endmembers
 from tasks.params import relative, resolve, write_json
-from tasks.registry import configure_tracking, experiment
+from tasks.registry import configure_tracking, resolve_model_version, start_stage_run, tag_evaluation
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device
@@ -105,16 +105,35 @@ def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldou
     abundance_rows(map_rows, folder / "realism_abundances.png", n=len(cols))
 
 
+def judged_generator(params: dict, attrs: dict) -> tuple[str, int, str]:
+    """(registered model name, version, how it was found) of the generator behind the synthetic store, checked in
+    the registry (tracking configured): the store's provenance ``generator_model`` / ``generator_version``, which
+    synthesize writes from the version it downloaded. A store without them (written before they were recorded)
+    falls back to the version ``generator.model_uri`` (the alias synthesize uses) points to now, which may have
+    moved since; the third item says which. A version missing from the registry is a UBFInputError naming it."""
+    name, version = attrs.get("generator_model"), attrs.get("generator_version")
+    if name and version not in (None, ""):
+        found = resolve_model_version(f"models:/{name}/{int(version)}")
+        return found.name, int(found.version), "the synthetic store's provenance"
+    uri = str(section(params, "generator").get("model_uri", "models:/ubf-generator@champion"))
+    found = resolve_model_version(uri)
+    return found.name, int(found.version), f"{uri} now (the synthetic store does not record its generator)"
+
+
 @task(name="evaluate")
 def evaluate_task(params: dict) -> dict:
     """Judge the synthetic store against held-out real patches, with baselines computed in the same run: the real
     training patches themselves (reference), each other generator trained here, and the pixel GMM. Writes
-    ``evaluation.metrics`` (a DVC metric), figures under ``evaluation.figures``, and an MLflow run."""
+    ``evaluation.metrics`` (a DVC metric), figures under ``evaluation.figures`` and an MLflow run, and tags the
+    registered generator version it judged (:func:`judged_generator`) with its headline realism figures
+    (``eval.c2st``, ``eval.psd_ratio``, ``eval.cas``, …; see
+    :func:`ubf_core.evaluation.realism_suite.headline_figures`)."""
     import mlflow
 
     from ubf_core.baselines import PixelGMM
     from ubf_core.unmixing_baseline import fcls_maps
     from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
+    from ubf_core.evaluation.realism_suite import headline_figures
     from ubf_core.evaluation.suite import Candidate, SuiteSettings, check_grid, evaluate_candidates
     from ubf_core.features import save_feature_net, train_feature_net
     from ubf_core.unmixing.figures import abundance_mosaic, plot_endmembers
@@ -135,6 +154,8 @@ def evaluate_task(params: dict) -> dict:
     syn_cubes = syn["reflectance"].values.astype(np.float32)
     syn_maps = syn["abundance"].values.astype(np.float32)
     want = [str(v) or None for v in syn["label"].values]
+    configure_tracking(resolve(params, "."))
+    judged = judged_generator(params, dict(syn.attrs))      # checked before any work: its tags get the figures
 
     E, e_wl, _ = load_endmembers(params)
     check_grid(str(resolve(params, section(params, "stores")["endmembers"])), e_wl, wl)
@@ -200,8 +221,7 @@ def evaluate_task(params: dict) -> dict:
               "params_hash": params_hash(ev, params.get("heldout_sources"), params.get("seed")),
               "reconstruction": {k.removeprefix("val_"): v for k, v in reconstruction.items()},
               "roles": roles, "generation": table, "realism": realism_table}
-    configure_tracking(resolve(params, "."))
-    with mlflow.start_run(experiment_id=experiment("ubf-evaluate", resolve(params, "."))) as run:
+    with start_stage_run("evaluate", resolve(params, "."), result["params_hash"]) as run:
         mlflow.log_params({"heldout_sources": ",".join(result["heldout_sources"]), "n_heldout": len(heldout),
                            "block": settings.block, "pr_k": settings.pr_k, "seed": seed,
                            "generator_version": syn.attrs.get("generator_version"),
@@ -217,6 +237,9 @@ def evaluate_task(params: dict) -> dict:
             mlflow.log_artifacts(str(Path(tmp) / "feature_net"), "feature_net")
         result["run_id"] = run.info.run_id
     write_json(resolve(params, ev.get("metrics", "reports/metrics.json")), result)
+    tags = tag_evaluation(judged[0], judged[1], headline_figures(realism_table, registered), run.info.run_id)
+    log.info("evaluate: %s version %d (found from %s) tagged %s", judged[0], judged[1], judged[2],
+             ", ".join(f"{k} {v}" for k, v in tags.items()))
     for name, row in table.items():
         log.info("%-26s F_p %.4f  D_b %.4f  D_b/F_p %.3f  FD %.3g  P %.2f  R %.2f", name, row["F_p"], row["D_b"],
                  row["D_b/F_p"], row["frechet"], row["precision"], row["recall"])

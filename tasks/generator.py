@@ -11,8 +11,9 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from tasks.params import relative, resolve, write_json
-from tasks.registry import (configure_tracking, download_generator, experiment, load_registered_unmixing_model,
-                            log_generator, register, resolve_model_version, write_registration)
+from tasks.registry import (configure_tracking, describe_version, download_generator, load_registered_unmixing_model,
+                            log_generator, register, resolve_model_version, start_stage_run, version_description,
+                            write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device, resolve_autocast
@@ -84,6 +85,32 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     return maps, labels, classes
 
 
+GENERATOR_MODEL_DESCRIPTION = (
+    "UBF abundance generator: samples k abundance maps (k, H, W; non-negative, summing to 1 per pixel), optionally "
+    "of a given scene class; synthesize mixes them through the endmembers (C, k) of the unmixing model version in "
+    "the version's tag unmixing_model_version into hyperspectral reflectance cubes (C, H, W). The generator kind "
+    "(ddpm, vae, gan) is in the training run's params. Load with tasks.registry.download_generator and "
+    "ubf_core.generators.load_generator.")
+
+
+def generator_trained_on(params: dict, labels: list, classes: list[str] | None, unmixing_version) -> dict:
+    """What a train_generator run learned from, for the registered version's description: the abundance stores
+    its maps came from (``labels``: one per map, None for an HSI map) with their counts, the classes it is
+    conditioned on and the unmixing model version whose abundances they are."""
+    g, stores = section(params, "generator"), section(params, "stores")
+    n_hsi = sum(1 for lab in labels if lab is None)
+    held = ", ".join(map(str, params.get("heldout_sources") or [])) or "none"
+    out = {"source": str(g.get("source", "rgb"))}
+    if n_hsi < len(labels):
+        out["RGB abundances"] = (f"{stores['abundance_rgb']} ({len(labels) - n_hsi} maps; "
+                                 f"{int(params.get('heldout_rgb_per_class', 0))} images per class held out)")
+    if n_hsi:
+        out["HSI abundances"] = f"{stores['abundance_hsi']} ({n_hsi} maps; held-out scenes left out: {held})"
+    out["classes"] = f"{len(classes)} ({', '.join(classes)})" if classes else "none (unconditional)"
+    out["unmixing model version"] = str(unmixing_version or "?")
+    return out
+
+
 def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[str] | None, endmembers: np.ndarray,
                       wavelengths: np.ndarray, pretrain: bool):
     """The generator a training run starts from: the checkpoint ``generator.checkpoint`` when
@@ -148,17 +175,16 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     device = pick_device(t.get("device", "auto"), "generator.train.device")
     autocast = resolve_autocast(device, settings.autocast, "generator.train.autocast")   # refused before any work
 
-    configure_tracking(resolve(params, "."))
     stage = "pretrain_generator" if pretrain else "train_generator"
-    with mlflow.start_run(experiment_id=experiment(f"ubf-{stage}", resolve(params, "."))) as run:
+    p_hash = params_hash(g, params.get("seed"))
+    with start_stage_run(stage, resolve(params, "."), p_hash) as run:
         mlflow.log_params({"name": gen.name, "source": source, "hsi_share": g.get("hsi_share"),
                            "heldout_sources": ",".join(map(str, params.get("heldout_sources") or [])),
                            "conditional": classes is not None, "n_maps": len(maps), "k": gen.k,
                            "size": "x".join(map(str, gen.size)), "seed": seed,
                            **{f"train.{a}": b for a, b in t.items()},
                            **{f"option.{a}": str(b) for a, b in gen.config.items()}})
-        mlflow.set_tags({"params_hash": params_hash(g, params.get("seed")),
-                         "unmixing_model_version": str(e_attrs.get("model_version", "")),
+        mlflow.set_tags({"unmixing_model_version": str(e_attrs.get("model_version", "")),
                          "wavelength_nm": json.dumps([float(v) for v in wl]),
                          "started_from": json.dumps(started_from) if started_from else "scratch",
                          "device": device, "autocast": autocast})
@@ -191,7 +217,7 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
             if pretrain:
                 out = save_checkpoint(gen, resolve(params, g.get("checkpoint", "checkpoints/generator")), E, wl, {
                     "command": "python -m flows.pretrain_generator --params params.long.yaml",
-                    "mlflow_run_id": run.info.run_id, "params_hash": params_hash(g, params.get("seed")),
+                    "mlflow_run_id": run.info.run_id, "params_hash": p_hash,
                     "steps": settings.steps, "n_maps": int(len(maps)),
                     "unmixing_model_version": str(e_attrs.get("model_version", ""))})
                 log.info("pretrain: checkpoint %s (%d steps, loss %.4f → %.4f)", out, settings.steps,
@@ -201,11 +227,15 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
             folder = gen.save(tmp / "generator")
             info = log_generator(folder)
         metric = str(g.get("champion_metric", "hist_distance"))
-        reg = register(info.model_uri, str(g.get("model_name", "ubf-generator")), metric, float(quality[metric]),
+        model_name = str(g.get("model_name", "ubf-generator"))
+        reg = register(info.model_uri, model_name, metric, float(quality[metric]),
                        bool(g.get("champion_higher_is_better", False)),
-                       tags={"run_id": run.info.run_id, "params_hash": params_hash(g, params.get("seed")),
+                       tags={"run_id": run.info.run_id, "params_hash": p_hash,
                              "unmixing_model_version": str(e_attrs.get("model_version", "")),
                              "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in wl])})
+        describe_version(model_name, reg["version"], version_description(
+            generator_trained_on(params, labels, classes, e_attrs.get("model_version")), p_hash,
+            {metric: quality[metric], **quality}, run.info.run_id), GENERATOR_MODEL_DESCRIPTION)
     log.info("generator %s on %d maps (%s, %d steps): %s = %.4f; version %d, champion %d", gen.name, len(maps),
              "from the checkpoint" if started_from else "from scratch", settings.steps, metric, quality[metric],
              reg["version"], reg["champion_version"])
@@ -214,7 +244,7 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
     write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
     write_registration(resolve(params, section(params, "stores").get("generator_model", "stores/generator_model.json")),
-                       str(g.get("model_name", "ubf-generator")), reg, run.info.run_id)
+                       model_name, reg, run.info.run_id)
     return metrics
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import task
 
-from ubf_core.config import load_params
+from ubf_core.config import load_params, params_hash
 
 
 @task(name="load-params")
@@ -17,6 +17,12 @@ def load_stage_params(params_path: str) -> dict:
     params = load_params(params_path)
     params["_root"] = str(Path(params_path).resolve().parent)
     return params
+
+
+def params_file_hash(params: dict) -> str:
+    """:func:`ubf_core.config.params_hash` of the whole params file as loaded (without the keys
+    :func:`load_stage_params` adds, such as ``_root``)."""
+    return params_hash({k: v for k, v in params.items() if not k.startswith("_")})
 
 
 def resolve(params: dict, relative: str) -> Path:

@@ -47,6 +47,73 @@ def experiment(name: str, root: str | Path) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def run_name(stage: str, params_hash: str) -> str:
+    """The MLflow run name of a stage run: ``<stage>-<first 8 hex digits of its params hash>`` (e.g.
+    ``train_unmixing-3f2a9c1e``), so that runs of the same settings share a name. ``params_hash`` is what
+    :func:`ubf_core.config.params_hash` gives for the stage's params; an empty stage or hash is a UBFInputError."""
+    if not stage or not params_hash:
+        raise UBFInputError("run name", f"needs a stage and a params hash, got {stage!r} and {params_hash!r}")
+    return f"{stage}-{params_hash[:8]}"
+
+
+def start_stage_run(stage: str, root: str | Path, params_hash: str):
+    """Start the MLflow run of DVC stage ``stage``: tracking set for ``root`` (:func:`configure_tracking`),
+    experiment ``ubf-<stage>``, named :func:`run_name`, tagged ``stage`` and ``params_hash``. Returns MLflow's
+    ActiveRun, to use as ``with start_stage_run(...) as run:``. Every stage starts its run here."""
+    import mlflow
+
+    configure_tracking(root)
+    return mlflow.start_run(experiment_id=experiment(f"ubf-{stage}", root), run_name=run_name(stage, params_hash),
+                            tags={"stage": stage, "params_hash": params_hash})
+
+
+def version_description(trained_on: dict[str, Any], params_hash: str, figures: dict[str, float],
+                        run_id: str = "") -> str:
+    """The description of a registered model version, one item a line: what it was trained on (``trained_on``:
+    name → value, e.g. store paths and patch counts), its params hash, its figures (name → value, 4 significant
+    digits; the champion metric first by convention) and the training run."""
+    lines = ["Trained on: " + "; ".join(f"{k} {v}" for k, v in trained_on.items()),
+             f"Params hash: {params_hash}",
+             "Figures: " + ", ".join(f"{k} = {float(v):.4g}" for k, v in figures.items())]
+    if run_id:
+        lines.append(f"Training run (MLflow): {run_id}")
+    return "\n".join(lines)
+
+
+def describe_version(name: str, version: int, description: str, model_description: str) -> None:
+    """Set the description of version ``version`` of registered model ``name`` (e.g. from
+    :func:`version_description`), and the registered model's own description (what the model is) to
+    ``model_description`` when it has none. A version that does not exist is a UBFInputError naming it."""
+    import mlflow
+
+    resolve_model_version(f"models:/{name}/{int(version)}")
+    client = mlflow.MlflowClient()
+    client.update_model_version(name, str(int(version)), description=description)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=model_description)
+
+
+def tag_evaluation(name: str, version: int, figures: dict[str, float], run_id: str = "") -> dict[str, str]:
+    """Tag version ``version`` of registered model ``name`` with the figures an evaluation found for it: one tag
+    ``eval.<figure>`` each (e.g. ``eval.c2st``, ``eval.psd_ratio``, ``eval.cas``; values as text, full precision),
+    and ``eval.run_id`` when given. ``eval.*`` tags of an earlier evaluation that this one lacks are removed, so the
+    tags are always one evaluation's. A version that does not exist is a UBFInputError naming it. Returns the tags
+    set."""
+    import mlflow
+
+    current = resolve_model_version(f"models:/{name}/{int(version)}")
+    tags = {f"eval.{k}": repr(float(v)) for k, v in figures.items()}
+    if run_id:
+        tags["eval.run_id"] = run_id
+    client = mlflow.MlflowClient()
+    for key in current.tags:
+        if key.startswith("eval.") and key not in tags:
+            client.delete_model_version_tag(name, str(int(version)), key)
+    for key, val in tags.items():
+        client.set_model_version_tag(name, str(int(version)), key, val)
+    return tags
+
+
 def write_registration(path: str | Path, name: str, reg: dict, run_id: str) -> None:
     """Record which version of ``name`` a training stage registered (``reg`` as :func:`register` returns it).
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from tasks.params import resolve
-from tasks.registry import configure_tracking, experiment
-from ubf_core.config import params_hash, section
+from tasks.params import params_file_hash, resolve
+from tasks.registry import start_stage_run
+from ubf_core.config import section
 from ubf_core.data.stores import open_store
 from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, control_lines, metric_table,
                                           per_class_table, table_metrics, verdict_lines)
@@ -186,8 +186,7 @@ def build_report(params: dict) -> Report:
     prov = dict(metrics.get("provenance") or {})
     hsi = open_store(resolve(params, stores["hsi"])) if resolve(params, stores["hsi"]).exists() else None
     r.table([{"item": k, "value": v} for k, v in
-             {**prov, "params hash (whole params.yaml)": params_hash({k: v for k, v in params.items()
-                                                                      if not k.startswith("_")}),
+             {**prov, "params hash (whole params.yaml)": params_file_hash(params),
               "evaluation run (MLflow)": metrics.get("run_id"),
               "classification run (MLflow)": classification.get("run_id")}.items()])
     if hsi is not None:
@@ -203,8 +202,7 @@ def report_task(params: dict) -> dict:
 
     path = build_report(params).write(resolve(params, section(params, "evaluation").get("report",
                                                                                         "reports/report.html")))
-    configure_tracking(resolve(params, "."))
-    with mlflow.start_run(experiment_id=experiment("ubf-report", resolve(params, "."))):
+    with start_stage_run("report", resolve(params, "."), params_file_hash(params)):
         mlflow.log_artifact(str(path))
     get_run_logger().info("report: %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return {"report": str(path)}

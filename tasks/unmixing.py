@@ -12,8 +12,8 @@ import torch
 from prefect import get_run_logger, task
 
 from tasks.params import resolve, write_json
-from tasks.registry import (configure_tracking, experiment, load_registered_unmixing_model, log_unmixing_model,
-                            register, write_registration)
+from tasks.registry import (configure_tracking, describe_version, load_registered_unmixing_model, log_unmixing_model,
+                            register, start_stage_run, version_description, write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import resolve_autocast
@@ -63,6 +63,26 @@ def hsi_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return ds["reflectance"].values, ds["wavelength"].values, is_val, sources
 
 
+UNMIXING_MODEL_DESCRIPTION = (
+    "UBF unmixing network: a convolutional encoder maps a 3-band image (N, 3, H, W) to k abundance maps (softmax: "
+    "non-negative, summing to 1 per pixel) and a linear-mixing decoder with k endmember spectra (reflectance) "
+    "rebuilds the hyperspectral cube (N, C, H, W). Trained on real HSI patches (3-band inputs rendered or selected "
+    "from them); infer_abundance encodes the RGB and HSI stores with it. Load with "
+    "tasks.registry.load_registered_unmixing_model (safetensors, nothing unpickled).")
+
+
+def unmixing_trained_on(params: dict, is_val: np.ndarray, sources: np.ndarray, n_rgb: int,
+                        hsi_attrs: dict) -> dict:
+    """What a train_unmixing run learned from, for the registered version's description: the HSI store (path,
+    patches for training and validation, the scenes of each, its params hash) and the RGB sample."""
+    stores = section(params, "stores")
+    return {"HSI store": f"{stores['hsi']} ({int((~is_val).sum())} training patches from "
+                         f"{', '.join(sorted(set(sources[~is_val])))}; {int(is_val.sum())} validation patches from "
+                         f"{', '.join(sorted(set(sources[is_val])))}; store params hash "
+                         f"{hsi_attrs.get('params_hash', '?')})",
+            "RGB store": f"{stores['rgb']} ({n_rgb} patches sampled for the input space)"}
+
+
 def _rgb_sample(params: dict, n: int, seed: int) -> np.ndarray:
     ds = open_store(resolve(params, section(params, "stores")["rgb"]))
     idx = np.sort(np.random.default_rng(seed).choice(ds.sizes["patch"], min(n, ds.sizes["patch"]), replace=False))
@@ -84,17 +104,15 @@ def train_unmixing_task(params: dict) -> dict:
     rgb = _rgb_sample(params, 512, seed)
     hsi_store = open_store(resolve(params, section(params, "stores")["hsi"]))
 
-    configure_tracking(root)
-    exp_id = experiment("ubf-train_unmixing", root)
-    with mlflow.start_run(experiment_id=exp_id) as run:
+    p_hash = params_hash(u, params.get("seed"))
+    with start_stage_run("train_unmixing", root, p_hash) as run:
         mlflow.log_params({"k": settings.k, "three_band": settings.three_band, "input_space": settings.input_space,
                            "validation_sources": ",".join(val_sources), "alpha": settings.alpha,
                            "beta": settings.beta, "stem": settings.stem, "widths": str(list(settings.widths)),
                            "init_endmembers": settings.init_endmembers, "seed": seed,
                            **{f"train.{a}": b for a, b in (u.get("train") or {}).items()}})
         mlflow.set_tags({"autocast": resolve_autocast(settings.train.device, settings.train.autocast)})
-        mlflow.set_tags({"params_hash": params_hash(u, params.get("seed")),
-                         "hsi_store_params_hash": hsi_store.attrs.get("params_hash", ""),
+        mlflow.set_tags({"hsi_store_params_hash": hsi_store.attrs.get("params_hash", ""),
                          "hsi_store_sources": json.dumps(hsi_store.attrs.get("source_checksums", {}))})
         fitted = fit_unmixing(y, wl, is_val, rgb, settings, seed=seed, response=_response(params, u),
                               on_epoch=lambda ep, rec: mlflow.log_metrics(
@@ -125,11 +143,15 @@ def train_unmixing_task(params: dict) -> dict:
                 mlflow.log_artifact(str(f))
         info = log_unmixing_model(model)
         metric = str(u.get("champion_metric", "val_psnr"))
-        reg = register(info.model_uri, str(u.get("model_name", "ubf-unmixing")), metric, float(final[metric]),
+        model_name = str(u.get("model_name", "ubf-unmixing"))
+        reg = register(info.model_uri, model_name, metric, float(final[metric]),
                        bool(u.get("champion_higher_is_better", True)),
-                       tags={"run_id": run.info.run_id, "params_hash": params_hash(u, params.get("seed"))},
+                       tags={"run_id": run.info.run_id, "params_hash": p_hash},
                        # a champion of another saved format (the old pickled versions: none) gives way
                        measured_on={"validation_sources": ",".join(val_sources), "model_format": SAVED_FORMAT})
+        describe_version(model_name, reg["version"], version_description(
+            unmixing_trained_on(params, is_val, sources, len(rgb), dict(hsi_store.attrs)), p_hash,
+            {metric: final[metric], **final, **baseline}, run.info.run_id), UNMIXING_MODEL_DESCRIPTION)
     result = fitted.result
     log.info("unmixing: best epoch %d of %d, %s = %.3f (VCA+FCLS %.3f); version %d, champion %d (%s)",
              result.best_epoch, len(result.history), metric, final[metric], baseline.get(f"vca_fcls_{metric[4:]}",
@@ -145,7 +167,7 @@ def train_unmixing_task(params: dict) -> dict:
                "run_id": run.info.run_id}
     write_json(resolve(params, u.get("metrics", "reports/unmixing.json")), metrics)
     write_registration(resolve(params, section(params, "stores").get("unmixing_model", "stores/unmixing_model.json")),
-                       str(u.get("model_name", "ubf-unmixing")), reg, run.info.run_id)
+                       model_name, reg, run.info.run_id)
     return metrics
 
 

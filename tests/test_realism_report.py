@@ -252,3 +252,42 @@ def test_control_lines_say_which_metric_flagged_each_known_bad_set():
     assert lines[1].startswith("Negative control 'copies': flagged by nn_ratio, copy_share; not by c2st")
     verdicts = " ".join(verdict_lines({"abundance": section}, "ddpm"))
     assert "control" not in verdicts                       # controls are not baselines a generator beats
+
+
+# ------------------------------------------------------------------------------------------------ headline figures
+
+def test_headline_figures_of_a_candidate():
+    """What the evaluate stage tags the registered generator with: C2ST, PSD distance over the real-vs-real floor,
+    the HSI C2ST, CAS and TSTR; a figure without its floor is left out, an unknown candidate is an error."""
+    from ubf_core.errors import UBFInputError
+    from ubf_core.evaluation.realism_suite import headline_figures
+
+    got = headline_figures(REALISM, "ddpm")
+    assert got == pytest.approx({"c2st": 0.81, "c2st_stderr": 0.03, "psd_ratio": 0.12 / 0.05, "hsi_c2st": 0.60,
+                                 "cas": 0.4, "tstr": 0.3})
+    assert "hsi_psd_ratio" not in got                  # the HSI floor row has no psd_distance
+    assert headline_figures(REALISM, "gmm") == {"c2st": 1.0}
+    zero_floor = copy.deepcopy(REALISM)
+    zero_floor["abundance"]["real_vs_real"]["psd_distance"] = 0.0
+    assert "psd_ratio" not in headline_figures(zero_floor, "ddpm")
+    with pytest.raises(UBFInputError) as err:
+        headline_figures(REALISM, "flow")
+    assert "no row for 'flow'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_headline_figures_read_the_metrics_json_the_evaluate_stage_writes():
+    """The keys match the realism table of the committed reports/metrics.json (written by a real run)."""
+    from pathlib import Path
+
+    from ubf_core.evaluation.realism_suite import headline_figures
+
+    metrics = json.loads((Path(__file__).resolve().parents[1] / "reports" / "metrics.json").read_text())
+    realism = metrics["realism"]
+    got = headline_figures(realism, "ddpm")
+    abundance = realism["abundance"]
+    assert got["c2st"] == abundance["ddpm"]["c2st"]
+    assert got["psd_ratio"] == pytest.approx(abundance["ddpm"]["psd_distance"]
+                                             / abundance["real_vs_real"]["psd_distance"])
+    assert got["hsi_psd_ratio"] == pytest.approx(realism["hsi"]["ddpm"]["psd_distance"]
+                                                 / realism["hsi"]["real_vs_real"]["psd_distance"])
+    assert got["cas"] == realism["class_fidelity"]["ddpm"]["cas"]

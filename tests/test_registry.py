@@ -174,3 +174,151 @@ def test_a_version_without_its_weights_is_a_one_line_error_naming_the_folder(sto
         load_registered_unmixing_model(uri)
     message = str(err.value)
     assert message == f"{uri}: artifacts/unmixing: weights.safetensors missing: not a complete saved unmixing model"
+
+
+# ------------------------------------------------------------------------------------------------ run names
+
+def test_a_stage_run_is_named_after_the_stage_and_its_params_hash(store, tmp_path):
+    import mlflow
+
+    from tasks.registry import start_stage_run
+    from ubf_core.config import params_hash
+
+    ids = {}
+    for stage, parts in [("train_unmixing", ({"k": 5}, 0)), ("train_unmixing", ({"k": 6}, 0)),
+                         ("evaluate", ({"k": 5}, 0))]:
+        h = params_hash(*parts)
+        with start_stage_run(stage, tmp_path, h) as run:
+            ids[(stage, h)] = run.info.run_id
+    client = mlflow.MlflowClient()
+    for (stage, h), run_id in ids.items():
+        got = client.get_run(run_id)
+        assert got.info.run_name == f"{stage}-{h[:8]}" and len(h) == 16
+        assert got.data.tags["stage"] == stage and got.data.tags["params_hash"] == h
+        assert client.get_experiment(got.info.experiment_id).name == f"ubf-{stage}"
+    names = [client.get_run(r).info.run_name for r in ids.values()]
+    assert len(set(names)) == 3                      # another hash, another name; another stage, another name
+
+
+def test_a_run_name_needs_a_stage_and_a_hash():
+    from tasks.registry import run_name
+
+    assert run_name("report", "0123456789abcdef") == "report-01234567"
+    for stage, h in [("", "0123456789abcdef"), ("report", "")]:
+        with pytest.raises(UBFInputError) as err:
+            run_name(stage, h)
+        assert "\n" not in str(err.value)
+
+
+def test_every_stage_starts_its_run_with_the_helper():
+    """No task starts an MLflow run of its own (it would get a random name); the stages named where the helper is
+    called are stages of dvc.yaml."""
+    import ast
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    stages = set(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    callers = set()
+    for path in sorted((root / "tasks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if func == "start_run":
+                assert path.name == "registry.py", f"{path.name} calls mlflow.start_run: use start_stage_run"
+            if func == "start_stage_run":
+                callers.add(path.name)
+                if isinstance(node.args[0], ast.Constant):
+                    assert node.args[0].value in stages, (path.name, node.args[0].value)
+    assert callers == {"classify.py", "evaluate.py", "generator.py", "report.py", "unmixing.py"}
+
+
+# ------------------------------------------------------------------------------------------------ descriptions
+
+def test_a_registered_version_is_described_with_its_data_hash_and_figures(store):
+    import mlflow
+
+    from tasks.registry import describe_version, version_description
+
+    _log(store, 30.0)
+    _log(store, 31.25)
+    trained_on = {"HSI store": "stores/hsi.zarr (40 training patches from a; 8 validation patches from b)"}
+    text = version_description(trained_on, "0123456789abcdef", {"val_psnr": 31.25, "val_sad_deg": 4.56789},
+                               "run-1")
+    describe_version("ubf-test-model", 2, text, "UBF unmixing network (test)")
+    client = mlflow.MlflowClient()
+    described = client.get_model_version("ubf-test-model", "2").description
+    assert described == text
+    for part in ("stores/hsi.zarr (40 training patches", "Params hash: 0123456789abcdef", "val_psnr = 31.25",
+                 "val_sad_deg = 4.568", "run-1"):
+        assert part in described, part
+    assert not client.get_model_version("ubf-test-model", "1").description      # only the version asked for
+    assert client.get_registered_model("ubf-test-model").description == "UBF unmixing network (test)"
+    describe_version("ubf-test-model", 1, "v1", "another text")                  # the model's own stays
+    assert client.get_registered_model("ubf-test-model").description == "UBF unmixing network (test)"
+    assert client.get_model_version("ubf-test-model", "1").description == "v1"
+    with pytest.raises(UBFInputError) as err:
+        describe_version("ubf-test-model", 99, "v99", "x")
+    assert str(err.value).startswith("models:/ubf-test-model/99") and "\n" not in str(err.value)
+
+
+def test_what_the_training_stages_say_they_were_trained_on():
+    from tasks.generator import generator_trained_on
+    from tasks.unmixing import unmixing_trained_on
+
+    params = {"stores": {"hsi": "stores/hsi.zarr", "rgb": "stores/rgb.zarr", "abundance_rgb": "stores/a_rgb.zarr",
+                         "abundance_hsi": "stores/a_hsi.zarr"},
+              "generator": {"source": "both"}, "heldout_sources": ["s3"], "heldout_rgb_per_class": 2}
+    u = unmixing_trained_on(params, np.array([True, False, False, True, False]),
+                            np.array(["s1", "s2", "s3", "s1", "s2"]), 512, {"params_hash": "feedbeef"})
+    assert u["HSI store"] == ("stores/hsi.zarr (3 training patches from s2, s3; 2 validation patches from s1; "
+                              "store params hash feedbeef)")
+    assert u["RGB store"].startswith("stores/rgb.zarr (512 patches")
+    g = generator_trained_on(params, ["Airport", "Beach", "Airport", None], ["Airport", "Beach"], 3)
+    assert g["RGB abundances"] == "stores/a_rgb.zarr (3 maps; 2 images per class held out)"
+    assert g["HSI abundances"] == "stores/a_hsi.zarr (1 maps; held-out scenes left out: s3)"
+    assert g["classes"] == "2 (Airport, Beach)" and g["unmixing model version"] == "3"
+    rgb_only = generator_trained_on({**params, "generator": {"source": "rgb"}}, ["Airport"], None, None)
+    assert "HSI abundances" not in rgb_only and rgb_only["classes"] == "none (unconditional)"
+
+
+# ------------------------------------------------------------------------------------------------ evaluation tags
+
+def test_the_evaluation_figures_tag_the_version_judged(store):
+    import mlflow
+
+    from tasks.registry import tag_evaluation
+
+    _log(store, 30.0)
+    _log(store, 31.0)
+    tags = tag_evaluation("ubf-test-model", 1, {"c2st": 0.7578125, "psd_ratio": 8.25, "cas": 0.28125}, "eval-run")
+    assert tags == {"eval.c2st": "0.7578125", "eval.psd_ratio": "8.25", "eval.cas": "0.28125",
+                    "eval.run_id": "eval-run"}
+    client = mlflow.MlflowClient()
+    v1 = client.get_model_version("ubf-test-model", "1").tags
+    assert {k: v for k, v in v1.items() if k.startswith("eval.")} == tags
+    assert float(v1["eval.c2st"]) == 0.7578125 and v1["params_hash"] == "abc"   # the registration's tags stay
+    assert not any(k.startswith("eval.") for k in client.get_model_version("ubf-test-model", "2").tags)
+    tag_evaluation("ubf-test-model", 1, {"c2st": np.float64(0.5)})      # a later evaluation without CAS
+    v1 = client.get_model_version("ubf-test-model", "1").tags
+    assert {k: v for k, v in v1.items() if k.startswith("eval.")} == {"eval.c2st": "0.5"}
+    with pytest.raises(UBFInputError) as err:
+        tag_evaluation("ubf-test-model", 7, {"c2st": 0.5})
+    assert str(err.value).startswith("models:/ubf-test-model/7") and "\n" not in str(err.value)
+
+
+def test_evaluate_finds_the_generator_version_behind_the_synthetic_store(store):
+    from tasks.evaluate import judged_generator
+
+    _log(store, 30.0)
+    _log(store, 29.0)                                 # version 2, not the champion
+    params = {"generator": {"model_uri": "models:/ubf-test-model@champion"}}
+    attrs = {"generator_model": "ubf-test-model", "generator_version": 2}
+    assert judged_generator(params, attrs) == ("ubf-test-model", 2, "the synthetic store's provenance")
+    name, version, how = judged_generator(params, {})                   # a store that does not record it
+    assert (name, version) == ("ubf-test-model", 1) and "models:/ubf-test-model@champion now" in how
+    with pytest.raises(UBFInputError) as err:
+        judged_generator(params, {**attrs, "generator_version": 5})
+    assert str(err.value).startswith("models:/ubf-test-model/5") and "\n" not in str(err.value)

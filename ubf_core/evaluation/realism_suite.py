@@ -22,7 +22,7 @@ from ubf_core.errors import UBFInputError
 from ubf_core.evaluation.realism import class_fidelity, fit_map_classifier, negative_controls, realism_report
 from ubf_core.evaluation.suite import Candidate
 
-__all__ = ["realism_table", "matching_draw", "one_per_class", "DIRECTIONS"]
+__all__ = ["realism_table", "matching_draw", "one_per_class", "headline_figures", "DIRECTIONS"]
 
 DIRECTIONS = {"c2st": "0.5 is ideal: a classifier cannot tell (closer to 0.5 is better)",
               "psd_distance": "lower is better", "gradient_distance": "lower is better",
@@ -111,3 +111,32 @@ def realism_table(candidates: dict[str, Candidate], *, held_maps: np.ndarray, he
         result["class_fidelity"] = fidelity
     result["directions"] = DIRECTIONS
     return result, real_target
+
+
+def headline_figures(table: dict, candidate: str) -> dict[str, float]:
+    """The few figures that sum up ``candidate`` in a realism table (:func:`realism_table`'s, or the ``realism`` key
+    of reports/metrics.json), by name:
+
+    * ``c2st``, ``c2st_stderr``: classifier two-sample test accuracy on abundance maps (0.5 ideal) and its standard
+      error;
+    * ``psd_ratio``: the abundance maps' power-spectrum distance over the real-vs-real floor's (about 1 ideal);
+    * ``hsi_c2st``, ``hsi_psd_ratio``: the same on HSI cubes;
+    * ``cas``, ``tstr``: class fidelity accuracies (0–1, higher is better; class-conditional runs only).
+
+    Figures the table lacks, and non-finite ones (a zero floor), are left out. A candidate with no row in the
+    table is a UBFInputError."""
+    names = sorted(set(table.get("abundance") or {}) | set(table.get("hsi") or {}))
+    if candidate not in names:
+        raise UBFInputError("realism table", f"no row for {candidate!r} (rows: {names})")
+    out: dict[str, float] = {}
+    for kind, prefix in (("abundance", ""), ("hsi", "hsi_")):
+        rows = table.get(kind) or {}
+        row, floor = rows.get(candidate) or {}, rows.get("real_vs_real") or {}
+        for key in ("c2st", "c2st_stderr") if kind == "abundance" else ("c2st",):
+            if key in row:
+                out[prefix + key] = float(row[key])
+        if "psd_distance" in row and floor.get("psd_distance"):
+            out[prefix + "psd_ratio"] = float(row["psd_distance"]) / float(floor["psd_distance"])
+    fidelity = (table.get("class_fidelity") or {}).get(candidate) or {}
+    out |= {key: float(fidelity[key]) for key in ("cas", "tstr") if isinstance(fidelity.get(key), (int, float))}
+    return {k: v for k, v in out.items() if np.isfinite(v)}
