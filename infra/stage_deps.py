@@ -14,6 +14,7 @@ imports are ignored. Imports built from computed names in other ways are not see
 
     python infra/stage_deps.py --check    # exit 1, one line per stage and module file its deps do not cover
     python infra/stage_deps.py --print    # per stage, the minimal code deps to paste into dvc.yaml
+    python infra/stage_deps.py --cycles   # exit 1, one line per import circle among the project's modules
 
 A dependency folder covers every file under it. ``--print`` writes a folder when every ``.py`` file under a package
 folder is in the closure, single files otherwise. ``--check`` also reports a ``--params FILE`` in a command whose
@@ -21,6 +22,10 @@ file no ``params:`` entry of the stage names (a change in it would not rerun the
 
 Exit status of ``--check``: 0 when every stage is covered, 1 when some are not, 2 for a dvc.yaml it cannot read.
 tests/test_stage_deps.py runs the same check on the repository's dvc.yaml.
+
+The same reading of import statements gives the import graph of the project's modules (:func:`import_graph`:
+``ubf_core``, ``tasks``, ``flows`` and the ``infra`` scripts, lazy imports included) and its circles
+(:func:`import_cycles`); tests/test_import_graph.py asserts there are none.
 """
 
 from __future__ import annotations
@@ -94,23 +99,29 @@ def _literal_prefix(node: ast.AST) -> str | None:
     return None
 
 
-def imported_names(root: Path, path: Path) -> set[str]:
-    """Every module name the file ``path`` may import, anywhere in it, project or not (absolute dotted names).
-
-    ``from a import b`` gives "a" and "a.b" (b may be a submodule; a name that is not one is dropped later, when no
-    file resolves). A string literal "a.b" / "a.b:Class" gives "a.b"; an f-string ``f"a.{x}"`` every module of
-    package "a". Relative imports resolve against the module's own package.
-    """
+def _parse(path: Path) -> ast.Module:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as err:
         raise StageDepsError(f"{path}: cannot parse ({err.msg}, line {err.lineno})") from err
+
+
+def import_statements(root: Path, path: Path, tree: ast.Module | None = None) -> list[tuple[str, tuple[str, ...]]]:
+    """Every import the file ``path`` makes, anywhere in it (inside functions too), as (module, names): absolute
+    dotted names, relative imports resolved against the module's own package.
+
+    ``import a.b`` gives ("a.b", ()); ``from a import b, c`` ("a", ("b", "c")) (b and c may be submodules or names
+    in a's namespace; ``from a import *`` gives ("a", ("*",))); ``importlib.import_module("a.b")`` /
+    ``__import__("a.b")`` ("a.b", ()).
+    Project or not: the caller resolves which names are project modules (:func:`module_file`).
+    """
+    tree = tree or _parse(path)
     own = module_name(root, path)
     package = own if path.name == "__init__.py" else own.rpartition(".")[0]
-    names: set[str] = set()
+    found: list[tuple[str, tuple[str, ...]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
+            found.extend((alias.name, ()) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".") if package else []
@@ -120,20 +131,35 @@ def imported_names(root: Path, path: Path) -> set[str]:
                 base = ".".join(parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
-            if base:
-                names.add(base)
-            names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names if alias.name != "*")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value.partition(":")[0]       # "module:attribute" (entry points, registries)
-            if _DOTTED.fullmatch(text):
-                names.add(text)
+            found.append((base, tuple(alias.name for alias in node.names)))
         elif isinstance(node, ast.Call):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in _IMPORT_CALLS and node.args:
                 arg = node.args[0]
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    names.add(arg.value)
+                    found.append((arg.value, ()))
+    return found
+
+
+def imported_names(root: Path, path: Path) -> set[str]:
+    """Every module name the file ``path`` may import, anywhere in it, project or not (absolute dotted names).
+
+    The names of :func:`import_statements`, where ``from a import b`` gives "a" and "a.b" (b may be a submodule; a
+    name that is not one is dropped later, when no file resolves), and, over-inclusive as a stage's deps must be: a
+    string literal "a.b" / "a.b:Class" gives "a.b"; an f-string ``f"a.{x}"`` every module of package "a".
+    """
+    tree = _parse(path)
+    names: set[str] = set()
+    for base, members in import_statements(root, path, tree):
+        if base:
+            names.add(base)
+        names.update(f"{base}.{name}" if base else name for name in members if name != "*")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value.partition(":")[0]       # "module:attribute" (entry points, registries)
+            if _DOTTED.fullmatch(text):
+                names.add(text)
         if isinstance(node, (ast.JoinedStr, ast.BinOp)):
             prefix = _literal_prefix(node)
             if prefix and prefix.endswith(".") and all(p.isidentifier() for p in prefix[:-1].split(".")):
@@ -183,6 +209,131 @@ def import_chain(closure: dict[str, str | None], file: str) -> list[str]:
     while closure.get(chain[-1]) is not None and len(chain) <= len(closure):
         chain.append(closure[chain[-1]])
     return chain[::-1]
+
+
+# --------------------------------------------------------------------------------------------------------- import graph
+
+PACKAGES = ("ubf_core", "tasks", "flows")   # the project's packages, under the repository's root
+SCRIPTS = "infra"                           # a folder of scripts that import each other as top-level modules
+
+
+def import_graph(roots: list[Path], files: list[Path]) -> dict[str, set[str]]:
+    """Which project module imports which: {file: the files of the project modules it imports}, one key per file.
+
+    roots: the folders imports resolve against (as on ``sys.path``). A file is named relative to the deepest root
+    that holds it; its imports resolve against that root first, then the others in order. Files are POSIX paths
+    relative to ``roots[0]``; a module outside ``files`` that an import resolves to is a node all the same.
+
+    An edge is an import of :func:`import_statements` (anywhere in the file: lazy imports inside functions count;
+    a string that only names a module, as in a registry, does not). ``from a import b`` is an edge to ``a.b`` when
+    b is a submodule, to ``a`` (its ``__init__.py``) when b is a name of a's namespace (or ``*``). Importing ``a.b``
+    also runs the ``__init__.py`` of ``a``: an edge too, except where the importer lies in that package (a package
+    is in ``sys.modules`` before any module of it runs, so reaching it again on the way to a sibling runs nothing,
+    and ``from . import sibling`` in a package whose ``__init__`` imports its modules is no circle). Taking a *name*
+    from one's own package does depend on its ``__init__.py`` having defined it already, and stays an edge.
+    """
+    roots = [r.resolve() for r in roots]
+
+    def key(file: Path) -> str:
+        return file.relative_to(roots[0]).as_posix() if file.is_relative_to(roots[0]) else file.as_posix()
+
+    graph: dict[str, set[str]] = {}
+    for file in files:
+        file = file.resolve()
+        own_root = max((r for r in roots if file.is_relative_to(r)), key=lambda r: len(r.parts))
+        search = [own_root] + [r for r in roots if r != own_root]
+        own = module_name(own_root, file)
+        inside = {".".join(own.split(".")[:i]) for i in range(1, own.count(".") + 2)}   # own and its packages
+
+        def find(name: str) -> Path | None:
+            return next((f for r in search if (f := module_file(r, name)) is not None), None)
+
+        def prefixes(name: str) -> list[str]:
+            parts = name.split(".")
+            return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+        runs: set[str] = set()        # modules the file's imports run (each with its packages)
+        reads: set[str] = set()       # modules whose namespace it takes names from
+        for base, names in import_statements(own_root, file):
+            modules = [name for name in (f"{base}.{n}" if base else n for n in names if n != "*") if find(name)]
+            if not names:
+                runs.update(prefixes(base))
+            elif len(modules) < len(names) and base:
+                runs.update(prefixes(base))
+                reads.add(base)
+            for module in modules:
+                runs.update(prefixes(module))
+        edges = graph.setdefault(key(file), set())
+        for name in runs:
+            target = find(name)
+            if target is not None and name != own and (name not in inside or name in reads):
+                edges.add(key(target))
+    return graph
+
+
+def project_files(repo: Path = REPO) -> tuple[list[Path], list[Path]]:
+    """(roots, files) of the project's import graph: the packages of :data:`PACKAGES` under ``repo`` and the
+    scripts of :data:`SCRIPTS` (which put their own folder on ``sys.path``)."""
+    files = [f for package in PACKAGES if (repo / package).is_dir() for f in _python_files(repo / package)]
+    scripts = repo / SCRIPTS
+    files += sorted(scripts.glob("*.py")) if scripts.is_dir() else []
+    return [repo, scripts], files
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: its strongly connected components of more than one module (each sorted;
+    sorted by their first module). Empty when the imports go one way only."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:                        # Tarjan; the graph is a few hundred modules deep at most
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in sorted(graph.get(node, ())):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def cycle_path(graph: dict[str, set[str]], members: list[str]) -> list[str]:
+    """One shortest circle through the first of ``members`` (a component of :func:`import_cycles`), as the modules
+    from it back to it, each importing the next."""
+    start, inside = members[0], set(members)
+    came: dict[str, str] = {}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for succ in sorted(graph.get(node, ())):
+            if succ == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came[path[-1]])
+                return path[::-1] + [start]
+            if succ in inside and succ not in came:
+                came[succ] = node
+                queue.append(succ)
+    return [start]
 
 
 # ------------------------------------------------------------------------------------------------------ dvc.yaml stages
@@ -338,9 +489,20 @@ def main(argv: list[str] | None = None) -> int:
                       help="list each imported module file no dep covers, one line each; exit 1 if there is any")
     mode.add_argument("--print", action="store_true",
                       help="print, per stage, the minimal code deps (folders for whole packages, files otherwise)")
+    mode.add_argument("--cycles", action="store_true",
+                      help="list each import circle among the project's modules (lazy imports included), one line "
+                           "each; exit 1 if there is any")
     parser.add_argument("--dvc-file", type=Path, default=REPO / "dvc.yaml", help="default: dvc.yaml of this checkout")
     args = parser.parse_args(argv)
     try:
+        if args.cycles:
+            graph = import_graph(*project_files(args.dvc_file.resolve().parent))
+            cycles = import_cycles(graph)
+            for members in cycles:
+                print(f"{' -> '.join(cycle_path(graph, members))}  (circle of {len(members)}: {', '.join(members)})")
+            if not cycles:
+                print("no import circle among the project's modules")
+            return 1 if cycles else 0
         if args.check:
             found = problems(args.dvc_file)
             for line in found:

@@ -9,6 +9,13 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def describe_error(err: BaseException) -> str:
+    """An exception as one line for a message that quotes it: ``"OSError: [Errno 2] No such file"`` (its type
+    alone when it has no text)."""
+    text = _one_line(str(err))
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 class UBFInputError(ValueError):
     """Bad input. ``str(err)`` is one line: ``"<where>: <problem>"``.
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ubf_core.errors import UBFInputError
-from ubf_core.io.hsi import RawCube
-from ubf_core.io.matfile import _describe
+from ubf_core.errors import UBFInputError, describe_error
+from ubf_core.io.cube import RawCube
 from ubf_core.io.source import HSISource
 
 _BAND = re.compile(r"_(\d+)\.png$", re.IGNORECASE)
@@ -69,7 +68,7 @@ def _read_band(path: Path) -> tuple[np.ndarray, int]:
     except UBFInputError:
         raise
     except Exception as err:  # noqa: BLE001 - Pillow raises many types for damaged files
-        raise UBFInputError(path, f"not a readable PNG band image ({_describe(err)})") from None
+        raise UBFInputError(path, f"not a readable PNG band image ({describe_error(err)})") from None
     if arr.ndim != 2:
         raise UBFInputError(path, f"band image has shape {arr.shape}, expected a single channel")
     if mode.startswith("I;16") or (mode == "I" and arr.size and 0 <= arr.min() and arr.max() <= 65535):

@@ -4,38 +4,28 @@ The cube is an ``xarray.DataArray`` named ``"reflectance"``, dims ``("wavelength
 raw values × scale; coordinates ``wavelength`` (nm, float64), ``fwhm`` (nm, only where known) and ``bad_band``
 (bool); attrs ``source``, ``path``, ``format``, ``stored_dtype``, ``scale``, ``wavelength_source``, ``sorted_bands``. Non-finite
 values and the ``nodata`` sentinel become NaN; nothing is dropped or renormalised.
+
+Each format has its reader (:mod:`ubf_core.io.matfile`, :mod:`ubf_core.io.raster`, :mod:`ubf_core.io.cave`), which
+returns a :class:`~ubf_core.io.cube.RawCube`; :func:`read_hsi` picks the reader and :func:`assemble` applies the data
+set's spec to what it read. The readers do not import this module.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ubf_core.errors import UBFInputError
-from ubf_core.io.matfile import _describe, _listing, load_mat_arrays, read_mat_variables
+from ubf_core.errors import UBFInputError, describe_error
+from ubf_core.io.cave import read_cave_raw
+from ubf_core.io.cube import RawCube
+from ubf_core.io.matfile import load_mat_arrays, read_mat_raw, read_mat_variables
+from ubf_core.io.raster import read_envi_raw, read_geotiff_raw
 from ubf_core.io.source import AxisSpec, HSISource
 
 _UNIT_TEXT = {"um": "µm", "nm": "nm"}
-
-
-@dataclass
-class RawCube:
-    """What a format reader hands over: raw values (bands, rows, cols) and what the file says about its bands."""
-
-    data: np.ndarray
-    format: str
-    variables: dict[str, np.ndarray]          # .mat variables loaded for the spectral specs
-    wavelengths: np.ndarray | None = None     # from the file, in ``unit``
-    wavelength_unit: str | None = None        # "um" | "nm" | None (not stated)
-    wavelength_text: str | None = None
-    fwhm: np.ndarray | None = None
-    bbl: np.ndarray | None = None             # ENVI-style bad-band list (0 = bad)
-    nodata: float | None = None
-    scale: float | None = None                # a scale the file declares (ENVI/GDAL), used when the spec has none
 
 
 # ---------------------------------------------------------------------------------------------------------- values
@@ -86,7 +76,7 @@ def _read_text_table(path: Path, column: int) -> np.ndarray:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as err:
-        raise UBFInputError(path, f"cannot read the band table ({_describe(err)})") from None
+        raise UBFInputError(path, f"cannot read the band table ({describe_error(err)})") from None
     values: list[float] = []
     started = False
     for lineno, line in enumerate(lines, 1):
@@ -280,69 +270,6 @@ def assemble(source: HSISource, raw: RawCube, path: Path) -> xr.DataArray:
     )
 
 
-# ------------------------------------------------------------------------------------------------------------ .mat
-
-def _read_mat(source: HSISource) -> RawCube:
-    path = source.path
-    needed: dict[str, str] = {}
-    variable = source.variable
-    if variable is None:
-        listing = read_mat_variables(path)
-        want = 2 if source.layout == "pixel_major" else 3
-        cands = [n for n, (s, d) in listing.items() if len(s) == want and d not in ("struct", "cell", "char")]
-        if len(cands) != 1:
-            raise UBFInputError(path, f"which variable is the cube? the file holds: {_listing(path)}",
-                                "set `variable:` (the cube)", key="variable")
-        variable = cands[0]
-    needed[variable] = "the data cube"
-    for key in ("rows", "cols"):
-        if isinstance(getattr(source, key), str):
-            needed.setdefault(getattr(source, key), f"`{key}`")
-    for spec in (source.wavelengths, source.fwhm):
-        if spec is not None:
-            if spec.kind == "variable":
-                needed.setdefault(spec.variable, f"the {spec.key}")
-            if spec.indices_variable:
-                needed.setdefault(spec.indices_variable, f"the {spec.key} table indices")
-    if source.bad_bands is not None and source.bad_bands.variable:
-        needed.setdefault(source.bad_bands.variable, "the bad-band list")
-    arrays, version = load_mat_arrays(path, needed)
-    cube = arrays[variable]
-    if cube.dtype.kind == "b":
-        raise UBFInputError(path, f"variable {variable!r} is logical (true/false), expected reflectance values")
-    shape = "×".join(map(str, cube.shape))
-    if source.layout in ("HWC", "CHW"):
-        if cube.ndim != 3:
-            hint = " (for a bands×pixels matrix use layout: pixel_major with rows and cols)" if cube.ndim == 2 else ""
-            raise UBFInputError(path, f"variable {variable!r} has shape {shape}; layout {source.layout} needs a 3-D "
-                                      f"array{hint}")
-        data = np.moveaxis(cube, 2, 0) if source.layout == "HWC" else cube
-    else:
-        if cube.ndim != 2:
-            raise UBFInputError(path, f"variable {variable!r} has shape {shape}; layout pixel_major needs a 2-D "
-                                      f"bands×pixels array")
-        dims = []
-        for key in ("rows", "cols"):
-            value = getattr(source, key)
-            if isinstance(value, str):
-                arr = np.asarray(arrays[value]).reshape(-1)
-                if arr.size != 1 or not np.isfinite(arr[0]) or arr[0] != round(float(arr[0])) or arr[0] < 1:
-                    raise UBFInputError(path, f"variable {value!r} (`{key}`) must be one positive whole number, "
-                                              f"got {arr[:4].tolist()}")
-                value = int(arr[0])
-            dims.append(value)
-        rows, cols = dims
-        n_bands, n_pix = cube.shape
-        if rows * cols != n_pix:
-            raise UBFInputError(path, f"variable {variable!r} has {n_pix} pixels per band, but rows × cols = "
-                                      f"{rows} × {cols} = {rows * cols}")
-        if source.order == "F":
-            data = cube.reshape(n_bands, cols, rows).transpose(0, 2, 1)
-        else:
-            data = cube.reshape(n_bands, rows, cols)
-    return RawCube(data=data, format=version, variables=arrays)
-
-
 # ---------------------------------------------------------------------------------------------------------- entry
 
 def read_hsi(source: HSISource) -> xr.DataArray:
@@ -351,19 +278,13 @@ def read_hsi(source: HSISource) -> xr.DataArray:
         raise TypeError(f"read_hsi expects an HSISource, got {type(source).__name__}")
     path = Path(source.path)
     if source.format == "cave":
-        from ubf_core.io.cave import read_cave_raw
-
         raw = read_cave_raw(source)
     elif not path.exists():
         raise UBFInputError(path, f"file not found (data set {source.name!r})")
     elif source.format == "mat":
-        raw = _read_mat(source)
+        raw = read_mat_raw(source)
     elif source.format == "geotiff":
-        from ubf_core.io.raster import read_geotiff_raw
-
         raw = read_geotiff_raw(path)
     else:
-        from ubf_core.io.raster import read_envi_raw
-
         raw, path = read_envi_raw(path)
     return assemble(source, raw, path)

@@ -2,7 +2,8 @@
 
 h5py sees a MATLAB array with its axes reversed (an H×W×C array is stored as C×W×H); :func:`load_mat_arrays`
 transposes it back, so callers always get the shape MATLAB shows. A struct field is named with a dot
-(``params.fwhm``). Every problem with the file raises ``UBFInputError(path, ...)``.
+(``params.fwhm``). Every problem with the file raises ``UBFInputError(path, ...)``. :func:`read_mat_raw` is the
+.mat reader of :func:`ubf_core.io.hsi.read_hsi`: a data set's cube as a :class:`~ubf_core.io.cube.RawCube`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ubf_core.errors import UBFInputError
+from ubf_core.errors import UBFInputError, describe_error
+from ubf_core.io.cube import RawCube
+from ubf_core.io.source import HSISource
 
 _MATLAB_CLASS_DTYPES = {"double": "float64", "single": "float32", "int8": "int8", "uint8": "uint8",
                         "int16": "int16", "uint16": "uint16", "int32": "int32", "uint32": "uint32",
                         "int64": "int64", "uint64": "uint64", "logical": "bool"}
 _H5_SKIP = ("#refs#", "#subsystem#")
-
-
-def _describe(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _header(path: Path) -> bytes:
@@ -34,7 +32,7 @@ def _header(path: Path) -> bytes:
         with open(path, "rb") as fh:
             return fh.read(128)
     except OSError as err:
-        raise UBFInputError(path, f"cannot open the file ({_describe(err)})") from None
+        raise UBFInputError(path, f"cannot open the file ({describe_error(err)})") from None
 
 
 def mat_version(path: str | Path) -> str:
@@ -107,8 +105,8 @@ def _not_readable(path: Path, err: BaseException) -> UBFInputError:
         pass
     if not head.startswith(b"MATLAB"):
         return UBFInputError(path, f"not a MATLAB .mat file (no 'MATLAB 5.0 MAT-file' header and not readable as "
-                                   f"a version-4 file: {_describe(err)})")
-    return UBFInputError(path, f"cannot read the .mat file, truncated or damaged ({_describe(err)})")
+                                   f"a version-4 file: {describe_error(err)})")
+    return UBFInputError(path, f"cannot read the .mat file, truncated or damaged ({describe_error(err)})")
 
 
 def _h5_open(path: Path):
@@ -118,7 +116,7 @@ def _h5_open(path: Path):
         return h5py.File(str(path), "r")
     except Exception as err:  # noqa: BLE001
         raise UBFInputError(path, f"cannot open the MATLAB v7.3 (HDF5) file, truncated or damaged "
-                                  f"({_describe(err)})") from None
+                                  f"({describe_error(err)})") from None
 
 
 def _h5_variables(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -140,7 +138,7 @@ def _h5_variables(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
                         shape = (0, 0)
                     out[name] = (shape, _MATLAB_CLASS_DTYPES.get(cls, cls or str(obj.dtype)))
         except Exception as err:  # noqa: BLE001
-            raise UBFInputError(path, f"cannot list the MATLAB v7.3 file, damaged ({_describe(err)})") from None
+            raise UBFInputError(path, f"cannot list the MATLAB v7.3 file, damaged ({describe_error(err)})") from None
     return out
 
 
@@ -248,9 +246,74 @@ def _h5_load(path: Path, names: dict[str, str]) -> dict[str, np.ndarray]:
                 arr = np.asarray(obj[()])
             except Exception as err:  # noqa: BLE001
                 raise UBFInputError(path, f"cannot read variable {name!r}, truncated or damaged "
-                                          f"({_describe(err)})") from None
+                                          f"({describe_error(err)})") from None
             arr = arr.T  # h5py shows MATLAB's axes reversed
             if cls == "logical":
                 arr = arr.astype(bool)
             out[name] = _numeric(path, name, arr, purpose)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- a data set's cube
+
+def read_mat_raw(source: HSISource) -> RawCube:
+    """The cube of a .mat data set (its ``variable``, ``layout``, ``rows``/``cols``, ``order``) and the variables its
+    spectral specs name, for :func:`ubf_core.io.hsi.assemble`."""
+    path = source.path
+    needed: dict[str, str] = {}
+    variable = source.variable
+    if variable is None:
+        listing = read_mat_variables(path)
+        want = 2 if source.layout == "pixel_major" else 3
+        cands = [n for n, (s, d) in listing.items() if len(s) == want and d not in ("struct", "cell", "char")]
+        if len(cands) != 1:
+            raise UBFInputError(path, f"which variable is the cube? the file holds: {_listing(path)}",
+                                "set `variable:` (the cube)", key="variable")
+        variable = cands[0]
+    needed[variable] = "the data cube"
+    for key in ("rows", "cols"):
+        if isinstance(getattr(source, key), str):
+            needed.setdefault(getattr(source, key), f"`{key}`")
+    for spec in (source.wavelengths, source.fwhm):
+        if spec is not None:
+            if spec.kind == "variable":
+                needed.setdefault(spec.variable, f"the {spec.key}")
+            if spec.indices_variable:
+                needed.setdefault(spec.indices_variable, f"the {spec.key} table indices")
+    if source.bad_bands is not None and source.bad_bands.variable:
+        needed.setdefault(source.bad_bands.variable, "the bad-band list")
+    arrays, version = load_mat_arrays(path, needed)
+    cube = arrays[variable]
+    if cube.dtype.kind == "b":
+        raise UBFInputError(path, f"variable {variable!r} is logical (true/false), expected reflectance values")
+    shape = "×".join(map(str, cube.shape))
+    if source.layout in ("HWC", "CHW"):
+        if cube.ndim != 3:
+            hint = " (for a bands×pixels matrix use layout: pixel_major with rows and cols)" if cube.ndim == 2 else ""
+            raise UBFInputError(path, f"variable {variable!r} has shape {shape}; layout {source.layout} needs a 3-D "
+                                      f"array{hint}")
+        data = np.moveaxis(cube, 2, 0) if source.layout == "HWC" else cube
+    else:
+        if cube.ndim != 2:
+            raise UBFInputError(path, f"variable {variable!r} has shape {shape}; layout pixel_major needs a 2-D "
+                                      f"bands×pixels array")
+        dims = []
+        for key in ("rows", "cols"):
+            value = getattr(source, key)
+            if isinstance(value, str):
+                arr = np.asarray(arrays[value]).reshape(-1)
+                if arr.size != 1 or not np.isfinite(arr[0]) or arr[0] != round(float(arr[0])) or arr[0] < 1:
+                    raise UBFInputError(path, f"variable {value!r} (`{key}`) must be one positive whole number, "
+                                              f"got {arr[:4].tolist()}")
+                value = int(arr[0])
+            dims.append(value)
+        rows, cols = dims
+        n_bands, n_pix = cube.shape
+        if rows * cols != n_pix:
+            raise UBFInputError(path, f"variable {variable!r} has {n_pix} pixels per band, but rows × cols = "
+                                      f"{rows} × {cols} = {rows * cols}")
+        if source.order == "F":
+            data = cube.reshape(n_bands, cols, rows).transpose(0, 2, 1)
+        else:
+            data = cube.reshape(n_bands, rows, cols)
+    return RawCube(data=data, format=version, variables=arrays)

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ubf_core.errors import UBFInputError
-from ubf_core.io.hsi import RawCube
-from ubf_core.io.matfile import _describe
-from ubf_core.io.source import _UNITS, ENVI_DATA_SUFFIXES
+from ubf_core.errors import UBFInputError, describe_error
+from ubf_core.io.cube import RawCube
+from ubf_core.io.source import ENVI_DATA_SUFFIXES, UNIT_NAMES
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _DESCRIPTION = re.compile(rf"^\s*({_NUMBER})\s*(nm|um|µm|micrometers?|nanometers?)?\s*$", re.IGNORECASE)
@@ -30,7 +29,7 @@ def _unit_name(where: Path, text: str | None) -> str | None:
     """"um" | "nm" | None (not stated / ENVI "Unknown"); other units raise."""
     if text is None or not str(text).strip() or str(text).strip().lower() in ("unknown", "none"):
         return None
-    unit = _UNITS.get(str(text).strip().lower())
+    unit = UNIT_NAMES.get(str(text).strip().lower())
     if unit is None:
         raise UBFInputError(where, f"wavelength units {text!r} are not supported (use Micrometers or Nanometers)")
     return unit
@@ -76,7 +75,7 @@ def read_geotiff_raw(path: Path) -> RawCube:
     except UBFInputError:
         raise
     except Exception as err:  # noqa: BLE001 - rasterio/GDAL raise many types for damaged files
-        raise UBFInputError(path, f"cannot read the GeoTIFF, not a raster or damaged ({_describe(err)})") from None
+        raise UBFInputError(path, f"cannot read the GeoTIFF, not a raster or damaged ({describe_error(err)})") from None
     if driver != "GTiff":
         raise UBFInputError(path, f"not a GeoTIFF (GDAL reads it as {driver})")
     raw = RawCube(data=data, format="geotiff", variables={}, nodata=None if nodata is None else float(nodata))
@@ -183,7 +182,7 @@ def read_envi_header(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
-        raise UBFInputError(path, f"cannot read the ENVI header ({_describe(err)})") from None
+        raise UBFInputError(path, f"cannot read the ENVI header ({describe_error(err)})") from None
     lines = text.splitlines()
     if not lines or lines[0].strip() != "ENVI":
         raise UBFInputError(path, "not an ENVI header (the first line must be 'ENVI')")
@@ -258,7 +257,7 @@ def read_envi_raw(path: Path) -> tuple[RawCube, Path]:
     try:
         flat = np.fromfile(data_path, dtype=dtype, count=count, offset=offset)
     except Exception as err:  # noqa: BLE001
-        raise UBFInputError(data_path, f"cannot read the ENVI data ({_describe(err)})") from None
+        raise UBFInputError(data_path, f"cannot read the ENVI data ({describe_error(err)})") from None
     if interleave == "bsq":
         data = flat.reshape(bands, lines, samples)
     elif interleave == "bil":

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ubf_core.errors import UBFInputError
-from ubf_core.io.matfile import _describe
+from ubf_core.errors import UBFInputError, describe_error
 
 RGB_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
@@ -48,7 +47,7 @@ def _problem(path: Path) -> str | None:
             mode = im.mode
             im.verify()
     except Exception as err:  # noqa: BLE001 - Pillow raises many types for non-images and damaged files
-        return f"not an image ({_describe(err)})"
+        return f"not an image ({describe_error(err)})"
     if mode in _GRAY_MODES:
         return f"grayscale image (mode {mode}), expected RGB"
     return None
@@ -120,5 +119,5 @@ def read_rgb(path: str | Path) -> np.ndarray:
     except UBFInputError:
         raise
     except Exception as err:  # noqa: BLE001 - Pillow raises many types for damaged files
-        raise UBFInputError(path, f"not a readable image ({_describe(err)})") from None
+        raise UBFInputError(path, f"not a readable image ({describe_error(err)})") from None
     return np.ascontiguousarray(arr, dtype=np.uint8)

@@ -61,8 +61,8 @@ _AXIS_SOURCES = ("variable", "linspace", "values", "table", "value")
 _AXIS_KEYS = ("variable", "unit", "linspace", "values", "table", "table_variable", "column", "indices_variable",
               "indices", "first_n", "index_base", "slice", "sort", "value")
 _TABLE_ONLY = ("table_variable", "column", "indices_variable", "indices", "first_n", "index_base")
-_UNITS = {"um": "um", "µm": "um", "μm": "um", "micrometer": "um", "micrometers": "um", "micron": "um",
-          "microns": "um", "nm": "nm", "nanometer": "nm", "nanometers": "nm"}
+UNIT_NAMES = {"um": "um", "µm": "um", "μm": "um", "micrometer": "um", "micrometers": "um", "micron": "um",
+              "microns": "um", "nm": "nm", "nanometer": "nm", "nanometers": "nm"}   # unit spellings → "um" | "nm"
 
 
 def _number(where: str, what: str, value: Any) -> float:
@@ -163,7 +163,7 @@ class AxisSpec:
         w = f"{key}"
         args: dict[str, Any] = {"key": key, "kind": kind}
         if "unit" in spec:
-            unit = _UNITS.get(str(spec["unit"]).strip().lower())
+            unit = UNIT_NAMES.get(str(spec["unit"]).strip().lower())
             if unit is None:
                 raise UBFInputError(where, f"`{w}: unit` must be um or nm, got {spec['unit']!r}")
             args["unit"] = unit
