@@ -16,7 +16,8 @@ from ubf_core.errors import UBFInputError
 
 def run_stage(flow_fn: Callable, description: str, argv: list[str] | None = None) -> int:
     """Parse ``--params``, run the flow (ephemeral Prefect, or the server in PREFECT_API_URL), map errors."""
-    parser = argparse.ArgumentParser(prog=f"python -m flows.{flow_fn.__name__}", description=description)
+    parser = argparse.ArgumentParser(prog=f"python -m flows.{flow_fn.__name__}",
+                                     description=flow_description(description))
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     try:
@@ -32,6 +33,14 @@ def run_stage(flow_fn: Callable, description: str, argv: list[str] | None = None
         print(f"error: {err}", file=sys.stderr)
         return 1 if isinstance(err, DataValidationError) else 2
     return 0
+
+
+def flow_description(doc: str | None) -> str:
+    """A flow's docstring without its ``Args:`` section (which describes each parameter in Prefect's Run form): the
+    description of a stage command (``--help``) and of a deployment."""
+    lines = (doc or "").expandtabs().splitlines()
+    cut = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), len(lines))
+    return "\n".join(lines[:cut]).strip()
 
 
 def _stop_ephemeral_prefect() -> None:

@@ -14,7 +14,11 @@ from tasks.params import load_stage_params
 def classify(params_path: str = "params.yaml") -> dict:
     """Synthesise class-conditional HSIs for the classes of the labelled real scenes (RGB → HSI class mapping in
     params), then train the classifiers on real only, real + classic augmentation and real + synthetic, 5 seeds
-    each, tested on whole held-out scenes; write reports/classification.md and .json."""
+    each, tested on whole held-out scenes; write reports/classification.md and .json.
+
+    Args:
+        params_path: the params file (relative to the project folder) the stage reads its settings from.
+    """
     params = load_stage_params(params_path)
     plan = synthesis_plan(params)
     synthesize_task(synthesis_params(params, plan))

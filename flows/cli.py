@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 import tasks  # noqa: F401  (offline/telemetry defaults)
+from flows.stages import REPO, Stage, StageListError, flow_docstring, read_stages
 from ubf_core.errors import UBFInputError
 
 
@@ -36,9 +37,9 @@ PARAMS_OPTION = click.option("--params", "params_path", default="params.yaml", s
 def main() -> None:
     """UBF: unmixing before fusion — manufacture realistic hyperspectral images.
 
-    The stages (prepare-hsi, prepare-rgb, validate, train-unmixing, infer-abundance) are the ones `dvc repro`
-    runs; each is a Prefect flow (ephemeral local Prefect, or the server in PREFECT_API_URL). Parameters come
-    from params.yaml; models go to MLflow (local mlruns/, or MLFLOW_TRACKING_URI).
+    The stage commands are the stages of dvc.yaml, the ones `dvc repro` runs (train_unmixing: train-unmixing);
+    each runs its Prefect flow (ephemeral local Prefect, or the server in PREFECT_API_URL). Parameters come from
+    params.yaml; models go to MLflow (local mlruns/, or MLFLOW_TRACKING_URI).
     """
 
 
@@ -49,41 +50,6 @@ def _run_flow(module: str, name: str, params_path: str) -> None:
     from flows._entry import run_stage
 
     sys.exit(run_stage(flow_fn, flow_fn.__doc__, ["--params", params_path]))
-
-
-# stage commands: command name → (flow module and function, help); each runs the stage's Prefect flow
-STAGES = {
-    "prepare-hsi": ("prepare_hsi", "Read, align to the target grid and patch the HSI scenes of params hsi.datasets "
-                                   "into stores.hsi."),
-    "prepare-rgb": ("prepare_rgb", "Cut the RGB images of params rgb.path (class = sub-folder) into labelled "
-                                   "patches in stores.rgb."),
-    "validate": ("validate", "Run the data-quality suite over the stores; write reports/validation.md; exit 1 when "
-                             "a check fails."),
-    "train-unmixing": ("train_unmixing", "Train the unmixing network on stores.hsi, log it to MLflow and register "
-                                         "it (champion rule)."),
-    "infer-abundance": ("infer_abundance", "Map the RGB and HSI stores into abundance space with the model at "
-                                           "unmixing.model_uri."),
-    "pretrain-generator": ("pretrain_generator", "The long profile's run (give --params params.long.yaml): train "
-                                                 "the generator from scratch and write generator.checkpoint."),
-    "train-generator": ("train_generator", "Train the abundance generator (params generator) on the abundance "
-                                           "stores and register it in MLflow."),
-    "evaluate": ("evaluate", "Judge the synthetic store and its baselines (other generators, pixel GMM, the real "
-                             "training set) against the held-out real scenes; write reports/metrics.json."),
-    "classify": ("classify", "The downstream experiment: classifiers on real, augmented and real + synthetic "
-                             "patches, tested on held-out scenes; write reports/classification.md."),
-    "report": ("report", "Rebuild the HTML report (reports/report.html) from what the stages wrote."),
-}
-
-
-def _stage_command(command: str, module: str, help_text: str) -> None:
-    @main.command(command, help=help_text)
-    @PARAMS_OPTION
-    def run(params_path: str) -> None:
-        _run_flow(module, module, params_path)
-
-
-for _command, (_module, _help) in STAGES.items():
-    _stage_command(_command, _module, _help)
 
 
 @main.command("synthesize")
@@ -115,6 +81,37 @@ def synthesize_cmd(params_path: str, n: int | None, class_name: str | None, out:
 def pipeline_cmd(params_path: str) -> None:
     """Run every stage in order as one Prefect flow (the same stage code as `dvc repro`, without its caching)."""
     _run_flow("pipeline", "pipeline", params_path)
+
+
+def stage_command(stage: Stage, root: Path = REPO) -> click.Command:
+    """The command of a dvc.yaml stage: ``ubf <stage-name> [--params FILE]`` runs its flow; the help is the flow's
+    docstring (of ``root``/flows/<module>.py, read without importing it)."""
+    help_text = flow_docstring(stage.module, root=root)
+    if stage.params_file:
+        help_text += f"\n\ndvc.yaml runs it with --params {stage.params_file}: give that file."
+    if stage.frozen:
+        help_text += "\n\nFrozen in dvc.yaml: `dvc repro` and `ubf pipeline` do not run it."
+
+    @click.command(stage.command, help=help_text)
+    @PARAMS_OPTION
+    def run(params_path: str) -> None:
+        _run_flow(stage.module, stage.module, params_path)
+
+    return run
+
+
+def add_stage_commands(group: click.Group, stages: list[Stage], root: Path = REPO) -> None:
+    """A command for each stage that has none yet (those with options of their own, synthesize, are written out
+    above); the stages come from dvc.yaml (flows/stages.py), the one list of them."""
+    for stage in stages:
+        if stage.command not in group.commands:
+            group.add_command(stage_command(stage, root))
+
+
+try:
+    add_stage_commands(main, read_stages())
+except StageListError as _err:     # e.g. an installed copy without the checkout: the other commands still work
+    main.epilog = f"No stage commands: {_err}"
 
 
 WAVELENGTH_FORMS = "'linspace:START,STOP,N', 'variable:NAME[:um|nm]' (.mat) or 'values:a,b,c' (nm)"

@@ -11,8 +11,12 @@ from tasks.unmixing import infer_abundance_task
 
 @flow(name="infer_abundance", log_prints=True)
 def infer_abundance(params_path: str = "params.yaml") -> dict:
-    """Load unmixing.model_uri from the registry, write stores.abundance_rgb, stores.abundance_hsi and
-    stores.endmembers."""
+    """Map the RGB and HSI stores into abundance space with the registered model unmixing.model_uri: write
+    stores.abundance_rgb, stores.abundance_hsi and stores.endmembers.
+
+    Args:
+        params_path: the params file (relative to the project folder) the stage reads its settings from.
+    """
     return infer_abundance_task(load_stage_params(params_path))
 
 

@@ -1,36 +1,42 @@
-"""The end-to-end flow: every stage in order, the same stage code that `dvc repro` runs."""
+"""The end-to-end flow: every stage in order, the same stage code that `dvc repro` runs.
 
+The stages and their order are dvc.yaml's (flows/stages.py reads them); frozen stages, and those whose command names
+a params file of its own (the long profile's pretrain_generator), are not run.
+"""
+
+import importlib
 import sys
 
-from prefect import flow
+from prefect import Flow, flow
 
 from flows._entry import run_stage
-from flows.classify import classify
-from flows.evaluate import evaluate
-from flows.prepare_hsi import prepare_hsi
-from flows.prepare_rgb import prepare_rgb
-from flows.report import report
-from flows.infer_abundance import infer_abundance
-from flows.synthesize import synthesize
-from flows.train_generator import train_generator
-from flows.train_unmixing import train_unmixing
-from flows.validate import validate
+from flows.stages import Stage, pipeline_stages
+
+
+def stage_flows(stages: list[Stage]) -> list[Flow]:
+    """The flow function of each stage (``flows.<module>.<module>``), imported, in the given order."""
+    found_flows = []
+    for stage in stages:
+        found = getattr(importlib.import_module(f"flows.{stage.module}"), stage.module, None)
+        if not isinstance(found, Flow):
+            raise TypeError(f"stage {stage.name}: flows/{stage.module}.py has no flow function {stage.module}")
+        found_flows.append(found)
+    return found_flows
+
+
+STAGE_FLOWS = stage_flows(pipeline_stages())
 
 
 @flow(name="pipeline")
 def pipeline(params_path: str = "params.yaml") -> None:
-    """Run every stage in dvc.yaml order: data stages, unmixing, abundance inference, generator, synthesis,
-    evaluation, the classification experiment, the report."""
-    prepare_hsi(params_path)
-    prepare_rgb(params_path)
-    validate(params_path)
-    train_unmixing(params_path)
-    infer_abundance(params_path)
-    train_generator(params_path)
-    synthesize(params_path)
-    evaluate(params_path)
-    classify(params_path)
-    report(params_path)
+    """Run every stage of dvc.yaml in its order (data, unmixing, abundance inference, generator, synthesis,
+    evaluation, classification, report) as subflows of one flow run; frozen stages are left out.
+
+    Args:
+        params_path: the params file (relative to the project folder) of every stage.
+    """
+    for stage_flow in STAGE_FLOWS:
+        stage_flow(params_path=params_path)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ from tasks.prepare import prepare_rgb as prepare_rgb_task
 
 @flow(name="prepare_rgb", log_prints=True)
 def prepare_rgb(params_path: str = "params.yaml") -> dict:
-    """List the RGB folder (class = sub-folder), cut every image into patches, write stores.rgb (Zarr)."""
+    """List the RGB folder (class = sub-folder), cut every image into patches, write stores.rgb (Zarr).
+
+    Args:
+        params_path: the params file (relative to the project folder) the stage reads its settings from.
+    """
     return prepare_rgb_task(load_stage_params(params_path))
 
 

@@ -14,7 +14,12 @@ from tasks.params import load_stage_params
 def pretrain_generator(params_path: str = "params.long.yaml") -> dict:
     """Fit the generator from scratch with the long profile's settings (params.long.yaml: generator.train.steps)
     on the abundance stores, log it to MLflow (experiment ubf-pretrain_generator) and write the checkpoint
-    generator.checkpoint (weights, config, the endmembers it learned on, the run's provenance)."""
+    generator.checkpoint (weights, config, the endmembers it learned on, the run's provenance).
+
+    Args:
+        params_path: the params file (relative to the project folder); the long profile's, params.long.yaml,
+            trains the checkpoint that the default profile starts from.
+    """
     return train_generator_task(load_stage_params(params_path), pretrain=True)
 
 

@@ -11,8 +11,12 @@ from tasks.unmixing import train_unmixing_task
 
 @flow(name="train_unmixing", log_prints=True)
 def train_unmixing(params_path: str = "params.yaml") -> dict:
-    """Train on stores.hsi (validated on unmixing.validation_sources), log to MLflow, register the model
-    (alias champion moves only to a better version), write reports/unmixing.json."""
+    """Train the unmixing network on stores.hsi (validated on unmixing.validation_sources), log it to MLflow,
+    register the model (alias champion moves only to a better version), write reports/unmixing.json.
+
+    Args:
+        params_path: the params file (relative to the project folder) the stage reads its settings from.
+    """
     return train_unmixing_task(load_stage_params(params_path))
 
 

@@ -12,7 +12,11 @@ from tasks.validate import DataValidationError, validate_store, write_preview, w
 @flow(name="validate", log_prints=True)
 def validate(params_path: str = "params.yaml") -> list[dict]:
     """Check stores.hsi and stores.rgb; write the reports and a preview mosaic of each store; raise
-    DataValidationError when a check fails."""
+    DataValidationError when a check fails (the run fails; a stage command exits with status 1).
+
+    Args:
+        params_path: the params file (relative to the project folder) the stage reads its settings from.
+    """
     params = load_stage_params(params_path)
     summaries = [validate_store(params, "hsi"), validate_store(params, "rgb")]
     for summary in summaries:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.stages import read_stages
+
 REPO = Path(__file__).resolve().parents[1]
 UBF = [sys.executable, "-m", "flows.cli"]
 
@@ -19,9 +21,8 @@ def run(args, cwd=REPO, env=None, timeout=300):
                           env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("sub", [[], ["info"], ["prepare-hsi"], ["prepare-rgb"], ["validate"], ["pipeline"],
-                                 ["train-unmixing"], ["infer-abundance"], ["unmix"], ["train-generator"],
-                                 ["synthesize"]])
+@pytest.mark.parametrize("sub", [[], ["info"], ["unmix"], ["pipeline"]]
+                         + [[stage.command] for stage in read_stages()])    # a command per stage of dvc.yaml
 def test_every_command_has_help(sub):
     res = run(UBF + sub + ["--help"])
     assert res.returncode == 0 and "Usage:" in res.stdout

@@ -539,7 +539,8 @@ def test_remote_outputs_need_their_file_system_and_upload_whole(tmp_path):
 
 def test_the_run_form_describes_every_parameter_and_offers_the_choices():
     """The Prefect UI's Run form of the deployments: a description for every parameter, and the sampler and
-    device as choices (the same as ubf_core's) rather than free text."""
+    device as choices (the same as ubf_core's) rather than free text (tests/test_infra.py checks the descriptions of
+    every flow's parameters)."""
     from flows.mass_synthesis import mass_synthesis
     from ubf_core.devices import DEVICES
     from ubf_core.generators.ddpm import SAMPLERS
