@@ -2,7 +2,7 @@
 run per block of samples (in the flow run's threads or on a Dask cluster), a progress artifact, and the finished
 store with its provenance as Prefect artifacts.
 
-The store is the one the ``synthesize`` stage writes (``ubf_core.synthesis``): the same arrays for the same settings
+The store is the one the ``synthesize`` stage writes (``ubf_core.synthesis.blocks``): the same arrays for the same settings
 whatever the block size, the number of workers or Dask, resumable block by block. Everything that can be wrong with
 a request (an MLflow server that does not answer, a model alias that points nowhere, an unknown class, an output
 URL nothing here can write) is an error naming it before the first block starts.
@@ -121,7 +121,7 @@ def publish_store(local: Path, url: str) -> None:
 class MassSynthesisPlan:
     """What the block tasks and the final step need; built by :func:`plan_mass_synthesis`."""
 
-    job: object                        # ubf_core.synthesis.SynthesisJob
+    job: object                        # ubf_core.synthesis.blocks.SynthesisJob
     generator_dir: str                 # the downloaded generator (stores/.generators: Dask workers read it)
     out: str                           # the local store (or staging folder of a remote one)
     remote: str | None                 # fsspec URL the finished store is uploaded to
@@ -151,7 +151,7 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
     store of the same configuration, resume a partial one, or start a new one (``replace`` overwrites a store of
     another configuration). No block is computed here."""
     from ubf_core.generators import load_generator
-    from ubf_core.synthesis import prepare_store
+    from ubf_core.synthesis.blocks import prepare_store
 
     from tasks.generator import resolve_synthesis_models, synthesis_job
 
@@ -279,9 +279,9 @@ def close_dask_clients() -> None:
 
 @task(name="synthesis-block", task_run_name="block-{block}", cache_policy=NO_CACHE)
 def synthesis_block(block: int, plan: MassSynthesisPlan) -> int:
-    """Generate, mix and write block ``block`` of the plan's store (``ubf_core.synthesis.run_block``), here or on
+    """Generate, mix and write block ``block`` of the plan's store (``ubf_core.synthesis.blocks.run_block``), here or on
     the plan's Dask scheduler; returns the block index once it is marked done in the store."""
-    from ubf_core.synthesis import run_block
+    from ubf_core.synthesis.blocks import run_block
 
     if not plan.dask_address:
         return run_block(plan.partial, plan.generator_dir, block, plan.block_size, plan.job, threads=plan.threads)
@@ -355,7 +355,7 @@ def finish_mass_synthesis(plan: MassSynthesisPlan, computed: list[int]) -> dict:
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
     from prefect.context import get_run_context
 
-    from ubf_core.synthesis import finish_store
+    from ubf_core.synthesis.blocks import finish_store
 
     log = get_run_logger()
     if plan.partial:

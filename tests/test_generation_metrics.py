@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ubf_core.errors import UBFInputError
-from ubf_core.generation_metrics import (block_diversity, frechet_distance, kernel_inception_distance,
+from ubf_core.metrics.distribution import (block_diversity, frechet_distance, kernel_inception_distance,
                                          point_fidelity, precision_recall, sum_to_one_residual)
 
 

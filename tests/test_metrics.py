@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics import ergas, psnr, reconstruction_report, rmse, sad_degrees, ssim
+from ubf_core.metrics.reconstruction import ergas, psnr, reconstruction_report, rmse, sad_degrees, ssim
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_batch_band_mse_pools_patches():
 
 
 def test_abundance_histograms_are_distributions_and_their_distance_is_bounded():
-    from ubf_core.metrics import abundance_histogram_distance, abundance_histograms
+    from ubf_core.metrics.reconstruction import abundance_histogram_distance, abundance_histograms
 
     rng = np.random.default_rng(5)
     a = rng.dirichlet(np.ones(4), size=(6, 8, 8)).transpose(0, 3, 1, 2)  # (N, k, H, W) on the simplex

@@ -9,7 +9,7 @@ import xarray as xr
 
 from ubf_core.errors import UBFInputError
 from ubf_core.parallel import dask_client
-from ubf_core.synthesis import SynthesisJob, add_noise, mix, partial_path, pending_blocks, plan_labels, synthesize
+from ubf_core.synthesis.blocks import SynthesisJob, add_noise, mix, partial_path, pending_blocks, plan_labels, synthesize
 
 K, SIZE, CLASSES = 3, (8, 8), ["Beach", "Forest"]
 WL = np.linspace(398, 698, 12)
@@ -161,7 +161,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 import numpy as np
 from ubf_core.parallel import dask_client
-from ubf_core.synthesis import SynthesisJob, plan_labels, synthesize
+from ubf_core.synthesis.blocks import SynthesisJob, plan_labels, synthesize
 
 gen_dir, out, endmembers = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
 job = SynthesisJob(labels=plan_labels(12, {"Beach": 1, "Forest": 1}, ["Beach", "Forest"]), seed=3, size=(8, 8),

@@ -1,7 +1,7 @@
 """Metrics that judge a *set* of generated hyperspectral images against a set of real ones.
 
-Unlike :mod:`ubf_core.metrics` (a reconstruction against its own reference), these compare two unpaired samples.
-Inputs are numpy arrays; results are Python floats (or tuples/dicts of floats).
+Unlike :mod:`ubf_core.metrics.reconstruction` (a reconstruction against its own reference), these compare two
+unpaired samples. Inputs are numpy arrays; results are Python floats (or tuples/dicts of floats).
 
 * Image metrics (HUD, Shen et al. 2025, "Hyperspectral Image Generation with Unmixing Guided Diffusion Model"):
   images are ``(n, C, H, W)`` float reflectance; :func:`point_fidelity` also takes pixel matrices ``(N, C)``.
@@ -14,7 +14,7 @@ Inputs are numpy arrays; results are Python floats (or tuples/dicts of floats).
     (best cosine match per generated pixel / block, averaged); the paper's full metric section could not be
     consulted when this was written, and the block size (4 by default) is a parameter.
 
-* Feature metrics on embeddings ``(n, d)`` (e.g. from :mod:`ubf_core.features`): :func:`frechet_distance`,
+* Feature metrics on embeddings ``(n, d)`` (e.g. from :mod:`ubf_core.metrics.features`): :func:`frechet_distance`,
   :func:`kernel_inception_distance`, :func:`precision_recall`.
 * :func:`sum_to_one_residual` checks abundances ``(n, k, H, W)`` against the simplex.
 
