@@ -26,7 +26,8 @@ from tasks.registry import (configure_tracking, download_generator, load_registe
 from ubf_core.config import load_params
 from ubf_core.generators import load_generator
 from ubf_core.parallel import dask_client
-from ubf_core.synthesis.blocks import SynthesisJob, plan_labels, synthesize
+from ubf_core.synthesis.blocks import synthesize
+from ubf_core.synthesis.job import SynthesisJob, plan_labels
 
 REPO = Path(__file__).resolve().parents[1]
 

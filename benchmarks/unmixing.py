@@ -35,7 +35,7 @@ import torch
 
 from ubf_core.config import load_params
 from ubf_core.data.stores import open_store
-from ubf_core.metrics.reconstruction import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
 from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source

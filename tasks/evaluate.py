@@ -41,7 +41,7 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
     """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
     synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
     from ubf_core.generators import TrainSettings, make_generator
-    from ubf_core.synthesis.blocks import mix
+    from ubf_core.synthesis.mixing import mix
 
     seed = int(params.get("seed", 0))
     gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
@@ -88,7 +88,7 @@ def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldou
     abundance maps, real and generated, in false colour)."""
     from ubf_core.evaluation.figures import abundance_rows, labelled_rows
     from ubf_core.evaluation.realism_suite import one_per_class
-    from ubf_core.synthesis.blocks import mix
+    from ubf_core.synthesis.mixing import mix
 
     scenes = one_per_class(heldout_sources)
     cols = one_per_class([str(w) for w in want])

@@ -18,7 +18,7 @@ from ubf_core.errors import UBFInputError
 from ubf_core.metrics.features import FeatureNet, embed
 from ubf_core.metrics.distribution import (block_diversity, frechet_distance, kernel_inception_distance,
                                          point_fidelity, precision_recall, sum_to_one_residual)
-from ubf_core.metrics.reconstruction import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 
 
 @dataclass(frozen=True)
