@@ -9,7 +9,8 @@ samples (seed 0, indices 0 … M−1) with each sampler and prints, per sampler:
   speed-up   ancestral seconds per sample / this sampler's
   angle°     mean spectral angle of each generated pixel to its nearest real pixel, in degrees, both mixed with the
              learned endmembers (Y = E·A, E from stores/endmembers.zarr; real pixels: E·A of the training maps)
-  hist       abundance-histogram distance (ubf_core.metrics.abundance_histogram_distance) to the training maps
+  hist       abundance-histogram distance (ubf_core.metrics.distribution.abundance_histogram_distance) to the
+             training maps
   Δangle, Δhist   relative difference of those two figures to the ancestral samples', in %
 
 plus two yardsticks: the same figures for M real training maps (the floor), and a last row with ancestral
@@ -34,7 +35,7 @@ import torch
 import xarray as xr
 
 from ubf_core.generators import TrainSettings, make_generator, nearest_real_angle_deg
-from ubf_core.metrics import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,8 @@ from tasks.registry import (configure_tracking, download_generator, load_registe
 from ubf_core.config import load_params
 from ubf_core.generators import load_generator
 from ubf_core.parallel import dask_client
-from ubf_core.synthesis import SynthesisJob, plan_labels, synthesize
+from ubf_core.synthesis.blocks import synthesize
+from ubf_core.synthesis.job import SynthesisJob, plan_labels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,7 @@ def main() -> None:
             for workers in args.workers:
                 out = Path(tmp) / f"m{m}-w{workers}.zarr"
                 with dask_client(n_workers=workers, threads_per_worker=1, processes=True) as client:
-                    client.run(lambda: __import__("ubf_core.synthesis"))  # warm the workers' imports
+                    client.run(lambda: __import__("ubf_core.synthesis.blocks"))  # warm the workers' imports
                     t0 = time.perf_counter()
                     synthesize(job, folder, out, client=client, block_size=args.block_size)
                     took = time.perf_counter() - t0

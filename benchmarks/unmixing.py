@@ -35,7 +35,7 @@ import torch
 
 from ubf_core.config import load_params
 from ubf_core.data.stores import open_store
-from ubf_core.metrics import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
 from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source
@@ -193,8 +193,8 @@ def bound(args) -> None:
     the training scenes)? The registered decoder with the best simplex abundances per pixel (FCLS on all bands)
     is a floor no encoder can go below."""
     from tasks.registry import configure_tracking, load_registered_unmixing_model
-    from ubf_core.metrics import sad_degrees
-    from ubf_core.unmixing_baseline import fcls, vca
+    from ubf_core.metrics.reconstruction import sad_degrees
+    from ubf_core.unmixing.baseline import fcls, vca
 
     params, y, wl, _, _, sources = load(args.params)
     root = args.params.resolve().parent

@@ -307,7 +307,7 @@ def info_cmd(file: Path, params_path: str, dataset: str | None, variable: str | 
         params = _load_params_if_any(params_path)
         cube = _read_cube(file, params, params_path, dataset, overrides,
                           rgb_hint=f"`ubf unmix {file}` maps an RGB image to abundances")
-        from ubf_core.inspect import describe_cube, format_description
+        from ubf_core.data.inspect import describe_cube, format_description
         from ubf_core.spectral import REMOTE_SENSING, SpectralGrid
 
         grid_p = params.get("grid") or {}
@@ -358,7 +358,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
 
             image = read_rgb(file)
         else:
-            from ubf_core.inspect import not_reflectance
+            from ubf_core.data.inspect import not_reflectance
 
             cube = _read_cube(file, params, params_path, dataset, overrides,
                               rgb_hint="give --kind rgb to unmix it as one")
@@ -371,7 +371,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
         from tasks.registry import configure_tracking, load_registered_unmixing_model, resolve_model_version
         from tasks.unmixing import model_response
         from ubf_core.data.stores import write_store
-        from ubf_core.preview import hsi_patches_to_rgb
+        from ubf_core.reporting.preview import hsi_patches_to_rgb
         from ubf_core.spectral import SpectralGrid, resample_to_grid
         from ubf_core.unmixing.abundance_store import unmix_dataset
         from ubf_core.unmixing.figures import unmix_preview

@@ -41,7 +41,7 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
     """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
     synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
     from ubf_core.generators import TrainSettings, make_generator
-    from ubf_core.synthesis import mix
+    from ubf_core.synthesis.mixing import mix
 
     seed = int(params.get("seed", 0))
     gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
@@ -88,7 +88,7 @@ def realism_figures(folder: Path, wl: np.ndarray, endmembers: np.ndarray, heldou
     abundance maps, real and generated, in false colour)."""
     from ubf_core.evaluation.figures import abundance_rows, labelled_rows
     from ubf_core.evaluation.realism_suite import one_per_class
-    from ubf_core.synthesis import mix
+    from ubf_core.synthesis.mixing import mix
 
     scenes = one_per_class(heldout_sources)
     cols = one_per_class([str(w) for w in want])
@@ -130,12 +130,12 @@ def evaluate_task(params: dict) -> dict:
     :func:`ubf_core.evaluation.realism_suite.headline_figures`)."""
     import mlflow
 
-    from ubf_core.baselines import PixelGMM
-    from ubf_core.unmixing_baseline import fcls_maps
+    from ubf_core.generators.pixel_gmm import PixelGMM
+    from ubf_core.unmixing.baseline import fcls_maps
     from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
     from ubf_core.evaluation.realism_suite import headline_figures
     from ubf_core.evaluation.suite import Candidate, SuiteSettings, check_grid, evaluate_candidates
-    from ubf_core.features import save_feature_net, train_feature_net
+    from ubf_core.metrics.features import save_feature_net, train_feature_net
     from ubf_core.unmixing.figures import abundance_mosaic, plot_endmembers
 
     log = get_run_logger()

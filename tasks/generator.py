@@ -18,7 +18,7 @@ from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 
 
 def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -33,8 +33,8 @@ def render_samples(abundances: np.ndarray, endmembers: np.ndarray, wavelengths: 
     """Generated maps (n, k, H, W) mixed through the endmembers (C, k) and shown as RGB (650/550/450 nm)."""
     import xarray as xr
 
-    from ubf_core.preview import hsi_patches_to_rgb, mosaic
-    from ubf_core.synthesis import mix
+    from ubf_core.reporting.preview import hsi_patches_to_rgb, mosaic
+    from ubf_core.synthesis.mixing import mix
 
     cube = xr.DataArray(mix(abundances, endmembers), dims=("patch", "wavelength", "y", "x"),
                         coords={"wavelength": wavelengths})
@@ -154,7 +154,7 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     from ubf_core.generators.checkpoint import save_checkpoint
     from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
     from ubf_core.generators.quality import nearest_real_angle_deg
-    from ubf_core.synthesis import mix
+    from ubf_core.synthesis.mixing import mix
 
     log = get_run_logger()
     g = section(params, "generator")
@@ -307,7 +307,7 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
     unconditional); seed, sampler, steps, guidance_scale, device and micro_batch default to params (``seed``,
     ``synthesis.*``).
     ``device`` auto/cpu/cuda goes through :func:`ubf_core.devices.pick_device`."""
-    from ubf_core.synthesis import SynthesisJob, plan_labels
+    from ubf_core.synthesis.job import SynthesisJob, plan_labels
 
     s = section(params, "synthesis")
     E = models.endmembers
@@ -367,7 +367,7 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
 
         with dask_client(d.get("scheduler_address"), int(d.get("n_workers", 2)), int(d.get("threads_per_worker", 1)),
                          bool(d.get("processes", True))) as client:
-            from ubf_core.synthesis import synthesize
+            from ubf_core.synthesis.blocks import synthesize
 
             summary = synthesize(job, folder, out_path, client=client, block_size=int(s.get("block_size", 8)),
                                  threads=int(s.get("torch_threads", 1)), replace=replace, attrs=attrs,

@@ -2,15 +2,16 @@
 run per block of samples (in the flow run's threads or on a Dask cluster), a progress artifact, and the finished
 store with its provenance as Prefect artifacts.
 
-The store is the one the ``synthesize`` stage writes (``ubf_core.synthesis``): the same arrays for the same settings
-whatever the block size, the number of workers or Dask, resumable block by block. Everything that can be wrong with
-a request (an MLflow server that does not answer, a model alias that points nowhere, an unknown class, an output
-URL nothing here can write) is an error naming it before the first block starts.
+The work is done by ``ubf_core.synthesis.blocks``, the block driver the ``synthesize`` stage runs too (plan the
+blocks, run each, finish the store); this module puts its steps into Prefect task runs and, with a scheduler address,
+the blocks onto Dask. So the store is the one the stage writes: the same arrays for the same settings whatever the
+block size, the number of workers or Dask, resumable block by block. Everything that can be wrong with a request (an
+MLflow server that does not answer, a model alias that points nowhere, an unknown class, an output URL nothing here
+can write) is an error naming it before the first block starts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from tasks.servers import check_tracking_server
 from ubf_core.config import params_hash, section
 from ubf_core.devices import is_cuda
 from ubf_core.errors import UBFInputError
+from ubf_core.synthesis.blocks import BlockPlan, finish_blocks, plan_blocks, run_block
 
 GPU_TAG = "cuda"                       # task runs on a CUDA device carry it: the tag concurrency limit caps them
 DASK_TIMEOUT_S = 10.0
@@ -65,79 +67,33 @@ def output_location(params: dict, out: str, config_hash: str) -> tuple[Path, str
     """Where the store is built (a local path) and, for an fsspec URL (s3://…), where it is uploaded when complete.
 
     A local path is relative to the params file's folder; ``file://`` is a local path. A remote URL is built under
-    ``stores/.mass_synthesis_staging/<hash of the URL>/`` (resumable there) and uploaded with fsspec; its file
-    system's package must be installed (s3fs for s3://), checked here before any work.
+    ``stores/.mass_synthesis_staging/`` (:func:`ubf_core.synthesis.store.staging_path`, resumable there) and
+    uploaded with fsspec; its file system's package must be installed (s3fs for s3://), checked here before any work.
     """
+    from ubf_core.synthesis.store import remote_fs, staging_path
+
     if "://" not in out or out.startswith("file://"):
         return resolve(params, out[len("file://"):] if out.startswith("file://") else out), None
     remote_fs(out)
-    digest = hashlib.sha256(f"{out}|{config_hash}".encode()).hexdigest()[:16]
-    name = out.rstrip("/").rsplit("/", 1)[-1] or "store.zarr"
-    return resolve(params, REMOTE_STAGING_DIR) / digest / name, out
-
-
-def remote_fs(url: str):
-    """The fsspec file system of ``url``; a clear error when its implementation is not installed."""
-    protocol = url.split("://", 1)[0].lower()
-    try:
-        import fsspec
-
-        return fsspec.filesystem(protocol)
-    except ImportError as err:
-        if protocol in ("s3", "s3a"):
-            raise UBFInputError(url, "s3:// needs s3fs installed (pip install s3fs); credentials and endpoint come "
-                                     "from the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL …)") from None
-        raise UBFInputError(url, f"{protocol}:// needs a package that is not installed ({err})") from None
-    except ValueError as err:
-        raise UBFInputError(url, f"{protocol}:// is not a file system fsspec knows ({err})") from None
-
-
-def remote_config_hash(url: str) -> str | None:
-    """``config_hash`` of the store at a remote URL (from its root zarr.json), None when there is none."""
-    fs = remote_fs(url)
-    meta = url.rstrip("/") + "/zarr.json"
-    if not fs.exists(meta):
-        return None
-    return (json.loads(fs.cat_file(meta)).get("attributes") or {}).get("config_hash")
-
-
-def publish_store(local: Path, url: str) -> None:
-    """Upload the complete store ``local`` to ``url``; its root zarr.json goes last, so a store that is not
-    whole never opens there. An older store at ``url`` is removed first."""
-    fs = remote_fs(url)
-    url = url.rstrip("/")
-    if fs.exists(url):
-        fs.rm(url, recursive=True)
-    files = sorted(p for p in Path(local).rglob("*") if p.is_file())
-    root_meta = Path(local) / "zarr.json"
-    rest = [p for p in files if p != root_meta]
-    if rest:
-        fs.put([str(p) for p in rest], [f"{url}/{p.relative_to(local).as_posix()}" for p in rest])
-    fs.put_file(str(root_meta), f"{url}/zarr.json")
+    return staging_path(resolve(params, REMOTE_STAGING_DIR), out, config_hash), out
 
 
 # ------------------------------------------------------------------------------------------------ the plan
 @dataclass(frozen=True)
 class MassSynthesisPlan:
-    """What the block tasks and the final step need; built by :func:`plan_mass_synthesis`."""
+    """What the block tasks and the final step need, built by :func:`plan_mass_synthesis`: the driver's plan (the
+    store and the blocks left to compute) and how this flow run executes the blocks."""
 
-    job: object                        # ubf_core.synthesis.SynthesisJob
-    generator_dir: str                 # the downloaded generator (stores/.generators: Dask workers read it)
-    out: str                           # the local store (or staging folder of a remote one)
-    remote: str | None                 # fsspec URL the finished store is uploaded to
-    partial: str | None                # the partial store the blocks write into (None: nothing to do)
-    block_size: int
-    todo: tuple[int, ...]              # blocks still to compute
-    total: int                         # blocks in all
-    threads: int                       # torch threads per block
+    blocks: BlockPlan                  # ubf_core.synthesis.blocks.plan_blocks
     dask_address: str | None
     concurrency: int                   # blocks in flight at once
     tags: tuple[str, ...]              # tags of the block task runs
     provenance: dict = field(default_factory=dict)
 
     @property
-    def output(self) -> str:
-        return self.remote or self.out
+    def todo(self) -> tuple[int, ...]:
+        """The blocks still to compute (the flow maps the block task over them)."""
+        return self.blocks.todo
 
 
 @task(name="plan-mass-synthesis", cache_policy=NO_CACHE)
@@ -151,7 +107,6 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
     store of the same configuration, resume a partial one, or start a new one (``replace`` overwrites a store of
     another configuration). No block is computed here."""
     from ubf_core.generators import load_generator
-    from ubf_core.synthesis import prepare_store
 
     from tasks.generator import resolve_synthesis_models, synthesis_job
 
@@ -183,28 +138,21 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
                   "device": job.device, "torch_threads": threads, "output": remote or str(local)}
     attrs = {**models.provenance(), "params_hash": params_hash(settings, job.seed), "generator_uri": uri}
 
-    common = dict(job=job, generator_dir=str(gen_dir), out=str(local), remote=remote, threads=threads,
-                  dask_address=dask_address or None, provenance=provenance,
+    blocks = plan_blocks(job, gen_dir, local, block_size=block_size, threads=threads, replace=replace, attrs=attrs,
+                         remote=remote)
+    common = dict(blocks=blocks, dask_address=dask_address or None, provenance=provenance,
                   tags=(GPU_TAG,) if is_cuda(job.device) else ())
-    there = remote_config_hash(remote) if remote else None
-    if there not in (None, want) and not replace:
-        raise UBFInputError(remote, f"exists and was written with another configuration ({there} ≠ {want}); "
-                                    f"pass replace=true to overwrite it")
-    if remote and there == want:
-        log.info("%s already holds this configuration (%s): nothing to compute", remote, want)
-        return MassSynthesisPlan(**common, partial=None, block_size=block_size, todo=(), total=0, concurrency=1)
-    store = prepare_store(job, gen_dir, local, block_size=block_size, replace=replace, attrs=attrs)
-    if store["complete"]:
-        log.info("%s already holds this configuration (%s): nothing to compute", local, want)
-        return MassSynthesisPlan(**common, partial=None, block_size=block_size, todo=(), total=0, concurrency=1)
-    todo = tuple(store["todo"])
-    plan = MassSynthesisPlan(**common, partial=store["partial"], block_size=store["block_size"], todo=todo,
-                             total=store["total"], concurrency=_concurrency(dask_address, threads, len(todo)))
+    if blocks.partial is None:
+        there = blocks.remote if blocks.remote and not Path(blocks.out).exists() else blocks.out
+        log.info("%s already holds this configuration (%s): nothing to compute", there, want)
+        return MassSynthesisPlan(**common, concurrency=1)
+    todo = blocks.todo
+    plan = MassSynthesisPlan(**common, concurrency=_concurrency(dask_address, threads, len(todo)))
     log.info("mass synthesis of %d samples (%s) with %s (version %d) on %s: %d of %d blocks of %d to compute, "
              "%d at a time %s; output %s", n, ", ".join(f"{c}: {w}" for c, w in (class_mix or {}).items())
-             or "unconditional", uri, models.generator_version, job.device, len(todo), plan.total, plan.block_size,
-             plan.concurrency, f"on Dask {dask_address}" if dask_address else "in this flow run's threads",
-             plan.output)
+             or "unconditional", uri, models.generator_version, job.device, len(todo), blocks.total,
+             blocks.block_size, plan.concurrency,
+             f"on Dask {dask_address}" if dask_address else "in this flow run's threads", blocks.output)
     return plan
 
 
@@ -279,21 +227,20 @@ def close_dask_clients() -> None:
 
 @task(name="synthesis-block", task_run_name="block-{block}", cache_policy=NO_CACHE)
 def synthesis_block(block: int, plan: MassSynthesisPlan) -> int:
-    """Generate, mix and write block ``block`` of the plan's store (``ubf_core.synthesis.run_block``), here or on
-    the plan's Dask scheduler; returns the block index once it is marked done in the store."""
-    from ubf_core.synthesis import run_block
-
+    """Generate, mix and write block ``block`` of the plan's store (``ubf_core.synthesis.blocks.run_block``), here or
+    on the plan's Dask scheduler; returns the block index once it is marked done in the store."""
+    b = plan.blocks
     if not plan.dask_address:
-        return run_block(plan.partial, plan.generator_dir, block, plan.block_size, plan.job, threads=plan.threads)
+        return run_block(b.partial, b.generator_dir, block, b.block_size, b.job, threads=b.threads)
     client = _dask_client(plan.dask_address)
-    key = (plan.dask_address, plan.job.config_hash())
+    key = (plan.dask_address, b.config_hash)
     with _dask_lock:
         job = _dask_jobs.get(key)
         if job is None:  # the job (labels, endmembers) travels to the cluster once, not with every block;
             # replicated on every worker, so that a worker that dies does not take it with it
-            job = _dask_jobs[key] = client.scatter(plan.job, broadcast=True, hash=False)
-    return int(client.submit(run_block, plan.partial, plan.generator_dir, block, plan.block_size, job,
-                             threads=plan.threads, pure=False).result())
+            job = _dask_jobs[key] = client.scatter(b.job, broadcast=True, hash=False)
+    return int(client.submit(run_block, b.partial, b.generator_dir, block, b.block_size, job,
+                             threads=b.threads, pure=False).result())
 
 
 @contextmanager
@@ -321,9 +268,9 @@ class BlockProgress:
     def __init__(self, plan: MassSynthesisPlan, min_interval_s: float = 1.0):
         from prefect.artifacts import create_progress_artifact
 
-        self.plan, self.min_interval_s = plan, min_interval_s
+        self.plan, self.min_interval_s = plan.blocks, min_interval_s
         self.computed: list[int] = []
-        self._skipped = plan.total - len(plan.todo)
+        self._skipped = self.plan.total - len(self.plan.todo)
         self._last = 0.0
         self.artifact_id = create_progress_artifact(
             self._percent(), key=PROGRESS_KEY, description=self._description()) if plan.todo else None
@@ -355,29 +302,24 @@ def finish_mass_synthesis(plan: MassSynthesisPlan, computed: list[int]) -> dict:
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
     from prefect.context import get_run_context
 
-    from ubf_core.synthesis import finish_store
-
     log = get_run_logger()
-    if plan.partial:
-        finish_store(plan.partial, plan.out)
-    if plan.remote and Path(plan.out).exists():   # also a store finished by a run whose upload failed
-        publish_store(Path(plan.out), plan.remote)
-        shutil.rmtree(Path(plan.out).parent, ignore_errors=True)   # the staging folder of this URL
+    b = plan.blocks
+    finish_blocks(b)   # also uploads a store finished by a run whose upload failed
     run = get_run_context()
     flow_run_id = str(run.task_run.flow_run_id) if getattr(run, "task_run", None) else ""
-    report = {**plan.provenance, "computed_blocks": sorted(computed), "skipped_blocks": plan.total - len(computed)
-              if plan.total else "all", "block_size": plan.block_size, "flow_run_id": flow_run_id}
-    link = plan.remote or Path(plan.out).resolve().as_uri()
-    create_link_artifact(link, link_text=plan.output, key=OUTPUT_KEY,
+    report = {**plan.provenance, "computed_blocks": sorted(computed), "skipped_blocks": b.total - len(computed)
+              if b.total else "all", "block_size": b.block_size, "flow_run_id": flow_run_id}
+    link = b.remote or Path(b.out).resolve().as_uri()
+    create_link_artifact(link, link_text=b.output, key=OUTPUT_KEY,
                          description=f"mass synthesis store ({plan.provenance['n']} samples, config "
                                      f"{plan.provenance['config_hash']})")
     create_table_artifact([{"field": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else str(v)}
                            for k, v in report.items()], key=PROVENANCE_KEY,
-                          description=f"provenance of {plan.output}")
+                          description=f"provenance of {b.output}")
     create_markdown_artifact(_markdown(report, link), key=f"{PROVENANCE_KEY}-summary",
                              description="mass synthesis summary")
     log.info("mass synthesis store %s complete: %d blocks computed in this run, %s before; generator %s/%s, "
-             "unmixing %s/%s, config %s", plan.output, len(computed), report["skipped_blocks"],
+             "unmixing %s/%s, config %s", b.output, len(computed), report["skipped_blocks"],
              report["generator_model"], report["generator_version"], report["unmixing_model"],
              report["unmixing_version"], report["config_hash"])
     return report

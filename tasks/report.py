@@ -13,7 +13,7 @@ from ubf_core.config import section
 from ubf_core.data.stores import open_store
 from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, control_lines, metric_table,
                                           per_class_table, table_metrics, verdict_lines)
-from ubf_core.report import Report
+from ubf_core.reporting.html_report import Report
 
 GENERATION_COLUMNS = ["set", "n", "F_p", "D_b", "D_b/F_p", "frechet", "kid_e3", "precision", "recall",
                       "abundance_hist_distance", "sum_to_one_max", "role"]

@@ -18,7 +18,7 @@ from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import resolve_autocast
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_camera_response, load_cie1931
 from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source
 from ubf_core.unmixing.figures import abundance_mosaic, plot_abundance_histograms, plot_endmembers, rgb_pairs

@@ -13,7 +13,7 @@ from ubf_core.config import section
 from ubf_core.data.stores import open_store
 from ubf_core.data.summary import band_table, patch_table
 from ubf_core.errors import UBFInputError
-from ubf_core.preview import save_store_preview
+from ubf_core.reporting.preview import save_store_preview
 from ubf_core.spectral import SpectralGrid
 
 _UNEXPECTED = {"patch": "unexpected_patches", "band": "unexpected_bands"}

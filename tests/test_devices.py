@@ -113,7 +113,7 @@ def test_unmixing_decoder_mixes_in_float32_under_autocast():
 def test_every_training_loop_steps_through_amp_step(monkeypatch):
     """Each training loop of the library backpropagates through AmpStep.step, once per optimiser and batch."""
     from ubf_core.classification import make_classifier, train_classifier
-    from ubf_core.features import train_feature_net
+    from ubf_core.metrics.features import train_feature_net
     from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.unmixing import UnmixingNet
     from ubf_core.unmixing.training import TrainConfig, train_unmixing

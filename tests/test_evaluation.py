@@ -10,8 +10,8 @@ import pytest
 from ubf_core.errors import UBFInputError
 from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
 from ubf_core.evaluation.suite import Candidate, SuiteSettings, check_grid, evaluate_candidates
-from ubf_core.features import train_feature_net
-from ubf_core.report import Report
+from ubf_core.metrics.features import train_feature_net
+from ubf_core.reporting.html_report import Report
 
 C, S = 12, 8
 WL = np.linspace(400, 700, C)
@@ -136,7 +136,7 @@ def test_matching_draw_mirrors_the_class_mix_without_repeats():
 
 
 def test_fcls_maps_recover_the_abundances_of_a_mixture():
-    from ubf_core.unmixing_baseline import fcls_maps
+    from ubf_core.unmixing.baseline import fcls_maps
 
     rng = np.random.default_rng(0)
     E = np.abs(rng.normal(size=(C, 3))).astype(np.float32) + 0.05

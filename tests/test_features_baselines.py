@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ubf_core.baselines import PixelGMM
+from ubf_core.generators.pixel_gmm import PixelGMM
 from ubf_core.errors import UBFInputError
-from ubf_core.features import (CONFIG_FILE, WEIGHTS_FILE, FeatureNet, embed, load_feature_net, save_feature_net,
+from ubf_core.metrics.features import (CONFIG_FILE, WEIGHTS_FILE, FeatureNet, embed, load_feature_net, save_feature_net,
                                train_feature_net)
 
 

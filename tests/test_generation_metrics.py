@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ubf_core.errors import UBFInputError
-from ubf_core.generation_metrics import (block_diversity, frechet_distance, kernel_inception_distance,
+from ubf_core.metrics.distribution import (block_diversity, frechet_distance, kernel_inception_distance,
                                          point_fidelity, precision_recall, sum_to_one_residual)
 
 
@@ -236,3 +236,23 @@ def test_sum_to_one_residual_valid_and_hand_computed():
 def test_sum_to_one_residual_rejects_bad_shapes():
     with pytest.raises(UBFInputError, match="sum-to-one residual"):
         sum_to_one_residual(np.ones((3, 4)))
+
+
+def test_abundance_histograms_are_distributions_and_their_distance_is_bounded():
+    from ubf_core.metrics.distribution import abundance_histogram_distance, abundance_histograms
+
+    rng = np.random.default_rng(5)
+    a = rng.dirichlet(np.ones(4), size=(6, 8, 8)).transpose(0, 3, 1, 2)  # (N, k, H, W) on the simplex
+    h = abundance_histograms(a, bins=10)
+    assert h.shape == (4, 10)
+    np.testing.assert_allclose(h.sum(axis=1), 1.0)
+    assert abundance_histogram_distance(a, a) == 0.0
+    # a different number and size of patches with the same distribution stays close; disjoint values give 1
+    b = rng.dirichlet(np.ones(4), size=(20, 5, 5)).transpose(0, 3, 1, 2)
+    assert abundance_histogram_distance(a, b) < 0.15
+    pure = np.zeros((2, 4, 3, 3))
+    pure[:, 0] = 1.0
+    half = np.full((2, 4, 3, 3), 0.25)
+    assert abundance_histogram_distance(pure, half) == pytest.approx(1.0)
+    with pytest.raises(UBFInputError, match="k = 4 and k = 3"):
+        abundance_histogram_distance(a, a[:, :3])

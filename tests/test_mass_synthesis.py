@@ -214,7 +214,7 @@ def test_deployment_run_writes_the_store_and_links_its_provenance(stack, project
     assert run["state_type"] == "COMPLETED", flow_run_logs(stack, run_id)[-3000:]
     assert run["work_pool_name"] == "gpu"
 
-    from ubf_core.synthesis import partial_path
+    from ubf_core.synthesis.store import partial_path
 
     attrs = store_attrs(out)
     assert attrs["complete"] is True and attrs["n"] == 12 and attrs["generator_version"] == 1
@@ -288,7 +288,7 @@ def test_the_next_run_uses_the_version_the_alias_was_moved_to(stack, project):
 @pytest.mark.slow
 def test_an_alias_that_points_nowhere_stops_before_any_block(stack, project):
     from flows.mass_synthesis import mass_synthesis
-    from ubf_core.synthesis import partial_path
+    from ubf_core.synthesis.store import partial_path
 
     out = project["root"] / "nowhere.zarr"
     with pytest.raises(UBFInputError) as err:
@@ -341,7 +341,7 @@ def slow_run(project: dict) -> dict:
 
 def wait_for_blocks(partial: Path, at_least: int, timeout_s: float = 180) -> int:
     """Wait until ``at_least`` blocks of the store being written at ``partial`` are done; how many are."""
-    from ubf_core.synthesis import pending_blocks
+    from ubf_core.synthesis.store import pending_blocks
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -384,7 +384,7 @@ def assert_resumed(stack: dict, rerun_id: str, missing: list[int], out: Path, pr
     prov = provenance(artifacts(stack, rerun_id)["mass-synthesis-provenance"])
     assert json.loads(prov["computed_blocks"]) == missing and prov["skipped_blocks"] == str(12 - len(missing))
     assert_same(arrays(clean_store(project)), arrays(out))
-    from ubf_core.synthesis import partial_path
+    from ubf_core.synthesis.store import partial_path
 
     assert store_attrs(out)["complete"] is True and not partial_path(out).exists()
 
@@ -394,7 +394,7 @@ def test_a_cancelled_run_stops_and_the_same_run_again_resumes(stack, project):
     """`prefect flow-run cancel` while blocks run: the worker stops the flow run's process, the run ends
     Cancelled, no block is written after that and no half store appears; the same deployment run again computes
     only the missing blocks."""
-    from ubf_core.synthesis import partial_path, pending_blocks
+    from ubf_core.synthesis.store import partial_path, pending_blocks
 
     out = project["root"] / "cancelled.zarr"
     run_id = deployment_run(stack, "mass_synthesis/cpu", {**slow_run(project), "out": str(out)})
@@ -426,7 +426,7 @@ def test_a_killed_worker_crashes_its_run_and_the_next_run_finishes_the_store(sta
     blocks run: no half store appears, and once its heartbeats stop the server's automation (infra/zombies.py)
     marks the run Crashed; the same deployment run again (a new worker) computes only the missing blocks, and
     the store equals a clean run's."""
-    from ubf_core.synthesis import partial_path, pending_blocks
+    from ubf_core.synthesis.store import partial_path, pending_blocks
 
     out = project["root"] / "killed.zarr"
     worker = next(p for p in stack["state"]["processes"] if p["name"] == "prefect-worker-cpu")
@@ -488,7 +488,7 @@ def test_pick_device():
 
 
 def test_cuda_jobs_hash_their_mixed_precision():
-    from ubf_core.synthesis import SynthesisJob
+    from ubf_core.synthesis.job import SynthesisJob
 
     job = dict(labels=np.array(["", ""], dtype=object), seed=0, size=SIZE, endmembers=np.ones((12, K), np.float32),
                wavelengths_nm=WL)
@@ -514,7 +514,8 @@ def test_remote_outputs_need_their_file_system_and_upload_whole(tmp_path):
     metadata last, and opens with xarray."""
     import importlib.util
 
-    from tasks.mass_synthesis import output_location, publish_store, remote_config_hash
+    from tasks.mass_synthesis import output_location
+    from ubf_core.synthesis.store import publish_store, remote_config_hash
 
     params = {"_root": str(tmp_path)}
     if importlib.util.find_spec("s3fs") is None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics import ergas, psnr, reconstruction_report, rmse, sad_degrees, ssim
+from ubf_core.metrics.reconstruction import ergas, psnr, reconstruction_report, rmse, sad_degrees, ssim
 
 
 @pytest.fixture
@@ -131,23 +131,3 @@ def test_batch_band_mse_pools_patches():
     assert psnr(x_hat, x) == pytest.approx(psnr(side_by_side_hat, side_by_side))
     assert ergas(x_hat, x) == pytest.approx(ergas(side_by_side_hat, side_by_side))
     assert sad_degrees(x_hat, x) == pytest.approx(sad_degrees(side_by_side_hat, side_by_side))
-
-
-def test_abundance_histograms_are_distributions_and_their_distance_is_bounded():
-    from ubf_core.metrics import abundance_histogram_distance, abundance_histograms
-
-    rng = np.random.default_rng(5)
-    a = rng.dirichlet(np.ones(4), size=(6, 8, 8)).transpose(0, 3, 1, 2)  # (N, k, H, W) on the simplex
-    h = abundance_histograms(a, bins=10)
-    assert h.shape == (4, 10)
-    np.testing.assert_allclose(h.sum(axis=1), 1.0)
-    assert abundance_histogram_distance(a, a) == 0.0
-    # a different number and size of patches with the same distribution stays close; disjoint values give 1
-    b = rng.dirichlet(np.ones(4), size=(20, 5, 5)).transpose(0, 3, 1, 2)
-    assert abundance_histogram_distance(a, b) < 0.15
-    pure = np.zeros((2, 4, 3, 3))
-    pure[:, 0] = 1.0
-    half = np.full((2, 4, 3, 3), 0.25)
-    assert abundance_histogram_distance(pure, half) == pytest.approx(1.0)
-    with pytest.raises(UBFInputError, match="k = 4 and k = 3"):
-        abundance_histogram_distance(a, a[:, :3])

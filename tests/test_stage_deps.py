@@ -24,8 +24,8 @@ def test_every_stage_depends_on_the_modules_it_imports():
 
 
 @pytest.mark.parametrize("stage, module", [
-    ("train_generator", "ubf_core/metrics.py"),       # via tasks/generator.py
-    ("evaluate", "ubf_core/metrics.py"),              # via ubf_core/evaluation/suite.py
+    ("train_generator", "ubf_core/metrics/distribution.py"),       # via tasks/generator.py
+    ("evaluate", "ubf_core/metrics/distribution.py"),              # via ubf_core/evaluation/suite.py
     ("train_unmixing", "ubf_core/spectral/resample.py"),   # via ubf_core/unmixing/inputs.py and ubf_core/spectral
     ("train_generator", "ubf_core/generators/ddpm.py"),    # named as a string in ubf_core/generators/factory.py
     ("pretrain_generator", "flows/pretrain_generator.py"),  # `--params params.long.yaml` after the module

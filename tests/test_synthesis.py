@@ -9,7 +9,10 @@ import xarray as xr
 
 from ubf_core.errors import UBFInputError
 from ubf_core.parallel import dask_client
-from ubf_core.synthesis import SynthesisJob, add_noise, mix, partial_path, pending_blocks, plan_labels, synthesize
+from ubf_core.synthesis.blocks import synthesize
+from ubf_core.synthesis.job import SynthesisJob, plan_labels
+from ubf_core.synthesis.mixing import add_noise, mix
+from ubf_core.synthesis.store import partial_path, pending_blocks
 
 K, SIZE, CLASSES = 3, (8, 8), ["Beach", "Forest"]
 WL = np.linspace(398, 698, 12)
@@ -157,11 +160,39 @@ def test_labels_mixing_and_noise():
     np.testing.assert_array_equal(noisy, add_noise(y, 20.0, [11, 12]))
 
 
+
+def test_the_driver_steps_run_one_by_one_give_the_stage_store_and_upload_a_remote_output(generator_dir, tmp_path):
+    """plan_blocks, run_block per block (in any order) and finish_blocks, as the deployment runs them: the store
+    synthesize writes; a remote output is built in its staging folder, uploaded whole, then found complete."""
+    from ubf_core.synthesis.blocks import finish_blocks, plan_blocks, run_block
+    from ubf_core.synthesis.store import remote_config_hash, staging_path
+
+    job = _job(n=6, snr=30.0)
+    with dask_client(n_workers=1, threads_per_worker=1, processes=False) as client:
+        synthesize(job, generator_dir, tmp_path / "ref.zarr", client=client, block_size=2)
+    url = "memory://ubf-driver-test/out.zarr"
+    staging = staging_path(tmp_path / "staging", url, job.config_hash())
+    plan = plan_blocks(job, generator_dir, staging, block_size=2, remote=url)
+    assert plan.todo == (0, 1, 2) and plan.total == 3 and plan.output == url and remote_config_hash(url) is None
+    for block in reversed(plan.todo):
+        run_block(plan.partial, plan.generator_dir, block, plan.block_size, plan.job, threads=plan.threads)
+    finish_blocks(plan)
+    assert not staging.parent.exists() and remote_config_hash(url) == plan.config_hash
+    back = xr.open_zarr(url, consolidated=False)
+    ref = _arrays(tmp_path / "ref.zarr")
+    for name in ("reflectance", "abundance"):
+        np.testing.assert_array_equal(back[name].values, ref[name])
+    again = plan_blocks(job, generator_dir, staging, block_size=2, remote=url)
+    assert again.partial is None and again.todo == () and not staging.exists()
+    with pytest.raises(UBFInputError, match="another configuration .*pass replace=true"):
+        plan_blocks(_job(n=6, seed=9), generator_dir, staging, block_size=2, remote=url)
+
 KILL_SCRIPT = """
 import os, signal, sys
 import numpy as np
 from ubf_core.parallel import dask_client
-from ubf_core.synthesis import SynthesisJob, plan_labels, synthesize
+from ubf_core.synthesis.blocks import synthesize
+from ubf_core.synthesis.job import SynthesisJob, plan_labels
 
 gen_dir, out, endmembers = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
 job = SynthesisJob(labels=plan_labels(12, {"Beach": 1, "Forest": 1}, ["Beach", "Forest"]), seed=3, size=(8, 8),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ubf_core.errors import UBFInputError
-from ubf_core.unmixing_baseline import fcls, project_to_simplex, vca, vca_fcls
+from ubf_core.unmixing.baseline import fcls, project_to_simplex, vca, vca_fcls
 
 SAMSON = Path(__file__).resolve().parents[2] / "shared" / "data" / "hsi" / "samson.mat"
 

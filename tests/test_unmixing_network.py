@@ -293,7 +293,7 @@ def test_short_training_run_lowers_the_loss():
 def test_validation_figures_scene_by_scene():
     """Each validation scene gets its own figures; a scene the network reconstructs exactly scores SAD 0, the other
     does not, and VCA+FCLS with the true endmembers is exact on both."""
-    from ubf_core.metrics import reconstruction_report
+    from ubf_core.metrics.reconstruction import reconstruction_report
     from ubf_core.unmixing.experiment import FittedUnmixing, validation_by_source
 
     x, y, E_true = _synthetic_mixtures(n=12)

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from ubf_core.preview import hsi_patches_to_rgb, mosaic, pick_patches  # noqa: E402
+from ubf_core.reporting.preview import hsi_patches_to_rgb, mosaic, pick_patches  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -193,8 +193,8 @@ def _save_image(image: Image.Image, path: str | Path) -> Path:
 
 
 def _picked(rows: dict[str, tuple[np.ndarray, list[str]]], n: int, ndim_name: str):
-    """For each row, ``n`` items spread evenly over it (:func:`ubf_core.preview.pick_patches`) and their captions;
-    a row whose captions do not match its items is refused."""
+    """For each row, ``n`` items spread evenly over it (:func:`ubf_core.reporting.preview.pick_patches`) and their
+    captions; a row whose captions do not match its items is refused."""
     out = {}
     for name, (arrays, captions) in rows.items():
         arrays = np.asarray(arrays)
@@ -229,7 +229,7 @@ def rgb_stretch(cubes: np.ndarray, wavelengths_nm, percentiles=(2.0, 98.0), band
 
 def cubes_to_rgb(cubes: np.ndarray, wavelengths_nm, stretch: np.ndarray, bands_nm=RGB_NM) -> np.ndarray:
     """Cubes (n, C, H, W) reflectance → uint8 (n, H, W, 3) under a fixed ``stretch`` (2, 3) (:func:`rgb_stretch`),
-    with a display gamma of 1/2.2 (as :func:`ubf_core.preview.hsi_patches_to_rgb`); NaN renders black."""
+    with a display gamma of 1/2.2 (as :func:`ubf_core.reporting.preview.hsi_patches_to_rgb`); NaN renders black."""
     stretch = np.asarray(stretch, dtype=np.float64).reshape(2, 3)
     rgb = np.asarray(cubes, dtype=np.float64)[:, rgb_band_indices(wavelengths_nm, bands_nm)]
     lo, hi = stretch[0][None, :, None, None], stretch[1][None, :, None, None]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ubf_core.errors import UBFInputError
-from ubf_core.features import FeatureNet, embed
-from ubf_core.generation_metrics import (block_diversity, frechet_distance, kernel_inception_distance,
+from ubf_core.metrics.features import FeatureNet, embed
+from ubf_core.metrics.distribution import (block_diversity, frechet_distance, kernel_inception_distance,
                                          point_fidelity, precision_recall, sum_to_one_residual)
-from ubf_core.metrics import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def evaluate_candidates(candidates: dict[str, Candidate], heldout: np.ndarray, n
                         ) -> dict[str, dict[str, float]]:
     """{candidate name: {metric: value}} for every candidate against the held-out real cubes (n, C, H, W).
 
-    Metrics (definitions in :mod:`ubf_core.generation_metrics`): ``F_p``, ``D_b``, ``D_b/F_p``, ``frechet``,
+    Metrics (definitions in :mod:`ubf_core.metrics.distribution`): ``F_p``, ``D_b``, ``D_b/F_p``, ``frechet``,
     ``kid_e3`` (KID × 10³, and ``kid_std_e3``), ``precision``, ``recall``; with abundances also ``abundance_hist_distance`` (to
     ``training_abundances`` (N, k, H, W)) and ``sum_to_one_max`` / ``abundance_min``. ``n`` is the set's size.
     The minimum set size is ``settings.pr_k + 1`` cubes (precision/recall), also for the held-out set.

@@ -9,6 +9,9 @@
   augmentation) — how ``fit`` trains any of them;
 * :mod:`~ubf_core.generators.quality` (nearest-real spectral angle) and :mod:`~ubf_core.generators.seeding`
   (per-sample seeds: sample j depends only on (seed, start_index + j)).
+* :mod:`~ubf_core.generators.pixel_gmm` (:class:`PixelGMM`, imported by name) — the pixel-wise Gaussian-mixture
+  baseline the evaluation compares against: it draws HSI spectra directly, with no spatial structure, and is not an
+  :class:`AbundanceGenerator`.
 """
 
 from ubf_core.generators.base import AbundanceGenerator

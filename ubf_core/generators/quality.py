@@ -3,7 +3,7 @@
 For each generated pixel spectrum g (C bands) the nearest real spectrum is the one with the smallest angle
 arccos(⟨g, r⟩ / (‖g‖‖r‖)); the figure is the mean of those smallest angles, in degrees. 0 means every generated
 pixel has an exact (up to scale) real counterpart. The abundance-histogram distance, the other quality figure used
-for generators, is :func:`ubf_core.metrics.abundance_histogram_distance`.
+for generators, is :func:`ubf_core.metrics.distribution.abundance_histogram_distance`.
 """
 
 from __future__ import annotations

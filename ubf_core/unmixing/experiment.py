@@ -15,12 +15,12 @@ import xarray as xr
 
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics import reconstruction_report
+from ubf_core.metrics.reconstruction import reconstruction_report
 from ubf_core.unmixing.inputs import InputSpace, three_band
 from ubf_core.unmixing.losses import UnmixingLoss
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.training import TrainConfig, TrainResult, train_unmixing
-from ubf_core.unmixing_baseline import fcls, vca_fcls
+from ubf_core.unmixing.baseline import fcls, vca_fcls
 
 
 @dataclass
@@ -128,7 +128,7 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
 def validation_by_source(fitted: FittedUnmixing, y: np.ndarray, is_val: np.ndarray, sources: np.ndarray,
                          batch_size: int = 64) -> dict[str, dict]:
     """The validation figures scene by scene: ``{source: {"patches": n, "network": {...}, "vca_fcls": {...}}}``
-    with :func:`ubf_core.metrics.reconstruction_report` keys (rmse, psnr, ssim, sad_deg, ergas).
+    with :func:`ubf_core.metrics.reconstruction.reconstruction_report` keys (rmse, psnr, ssim, sad_deg, ergas).
 
     ``y``: the reflectance (N, C, H, W) ``fitted`` was trained on; ``is_val`` (N,) bool; ``sources`` (N,) scene
     names. The network reconstructs from its own inputs ``fitted.x`` (float32, on the CPU); VCA+FCLS unmixes

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ubf_core.preview import mosaic  # noqa: E402
+from ubf_core.reporting.preview import mosaic  # noqa: E402
 
 
 def plot_endmembers(wavelengths_nm: np.ndarray, endmembers: dict[str, np.ndarray], path: str | Path) -> Path:
@@ -52,7 +52,7 @@ def rgb_pairs(truth_rgb: np.ndarray, recon_rgb: np.ndarray, path: str | Path, sc
 def plot_abundance_histograms(abundances: dict[str, np.ndarray], path: str | Path, bins: int = 20) -> Path:
     """Per-endmember histograms of several sets of abundance maps ((N, k, H, W) each, e.g. RGB- vs HSI-inferred),
     one panel per endmember, densities on a log axis."""
-    from ubf_core.metrics import abundance_histograms
+    from ubf_core.metrics.distribution import abundance_histograms
 
     hists = {name: abundance_histograms(a, bins) for name, a in abundances.items()}
     k = next(iter(hists.values())).shape[0]

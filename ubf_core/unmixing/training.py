@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ubf_core.devices import AmpStep, adam, resolve_autocast
-from ubf_core.metrics import psnr, reconstruction_report, rmse
+from ubf_core.metrics.reconstruction import psnr, reconstruction_report, rmse
 from ubf_core.unmixing.losses import UnmixingLoss
 
 
@@ -57,7 +57,7 @@ def seed_everything(seed: int) -> torch.Generator:
 def evaluate(model, loss_fn: UnmixingLoss, x: torch.Tensor, y: torch.Tensor, batch_size: int,
              data_range: float = 1.0, full: bool = True) -> dict:
     """Validation loss and reconstruction metrics: RMSE and PSNR (over ``data_range``), and with ``full`` also
-    SSIM, SAD° and ERGAS (:func:`ubf_core.metrics.reconstruction_report`), the costlier ones."""
+    SSIM, SAD° and ERGAS (:func:`ubf_core.metrics.reconstruction.reconstruction_report`), the costlier ones."""
     model.eval()
     recon, total = [], 0.0
     for i in range(0, len(x), batch_size):

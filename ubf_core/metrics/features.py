@@ -2,7 +2,7 @@
 
 Inception features (FID/KID) are trained on RGB photographs and do not take C-band cubes, so, as HUD does, a small
 CNN is trained per data set to tell which real source (scene or class, integer labels from the caller) each real
-patch comes from; its penultimate layer is the embedding fed to :mod:`ubf_core.generation_metrics`
+patch comes from; its penultimate layer is the embedding fed to :mod:`ubf_core.metrics.distribution`
 (Fréchet distance, KID, precision/recall).
 
 Architecture (:class:`FeatureNet`): per-band standardisation (mean/std of the training patches, kept as buffers)

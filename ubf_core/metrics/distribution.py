@@ -1,7 +1,7 @@
 """Metrics that judge a *set* of generated hyperspectral images against a set of real ones.
 
-Unlike :mod:`ubf_core.metrics` (a reconstruction against its own reference), these compare two unpaired samples.
-Inputs are numpy arrays; results are Python floats (or tuples/dicts of floats).
+Unlike :mod:`ubf_core.metrics.reconstruction` (a reconstruction against its own reference), these compare two
+unpaired samples. Inputs are numpy arrays; results are Python floats (or tuples/dicts of floats).
 
 * Image metrics (HUD, Shen et al. 2025, "Hyperspectral Image Generation with Unmixing Guided Diffusion Model"):
   images are ``(n, C, H, W)`` float reflectance; :func:`point_fidelity` also takes pixel matrices ``(N, C)``.
@@ -14,9 +14,11 @@ Inputs are numpy arrays; results are Python floats (or tuples/dicts of floats).
     (best cosine match per generated pixel / block, averaged); the paper's full metric section could not be
     consulted when this was written, and the block size (4 by default) is a parameter.
 
-* Feature metrics on embeddings ``(n, d)`` (e.g. from :mod:`ubf_core.features`): :func:`frechet_distance`,
+* Feature metrics on embeddings ``(n, d)`` (e.g. from :mod:`ubf_core.metrics.features`): :func:`frechet_distance`,
   :func:`kernel_inception_distance`, :func:`precision_recall`.
 * :func:`sum_to_one_residual` checks abundances ``(n, k, H, W)`` against the simplex.
+* :func:`abundance_histogram_distance` compares two sets of abundance maps ``(n, k, H, W)`` by their per-endmember
+  histograms (:func:`abundance_histograms`).
 
 Nearest-neighbour searches are done in chunks on both sides (``chunk`` rows of each set at a time), so the full
 N×M similarity or distance matrix is never held: memory is the two input matrices plus one ``chunk × chunk`` block
@@ -34,7 +36,7 @@ import torch
 from ubf_core.errors import UBFInputError
 
 __all__ = ["point_fidelity", "block_diversity", "frechet_distance", "kernel_inception_distance",
-           "precision_recall", "sum_to_one_residual"]
+           "precision_recall", "sum_to_one_residual", "abundance_histograms", "abundance_histogram_distance"]
 
 _EPS = 1e-12
 
@@ -304,3 +306,37 @@ def sum_to_one_residual(abundances) -> dict[str, float]:
     res = np.abs(a.sum(axis=-3) - 1.0)
     return {"max_abs_residual": float(res.max()), "mean_abs_residual": float(res.mean()),
             "min_value": float(a.min())}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# abundance distributions
+_HIST_WHERE = "metrics"
+
+
+def abundance_histograms(abundances, bins: int = 20) -> np.ndarray:
+    """Per-endmember histograms of abundance values: (N, k, H, W) or (k, H, W) → (k, bins), each row summing to 1.
+
+    The bins split [0, 1] evenly (abundances live on the simplex, so every value falls in a bin).
+    """
+    a = np.asarray(abundances, dtype=np.float64)
+    if a.ndim not in (3, 4) or a.size == 0:
+        raise UBFInputError(_HIST_WHERE, f"expected abundances (N, k, H, W) or (k, H, W), got shape {a.shape}")
+    k = a.shape[-3]
+    per = np.moveaxis(a, -3, 0).reshape(k, -1)
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    hist = np.stack([np.histogram(np.clip(row, 0.0, 1.0), bins=edges)[0] for row in per]).astype(np.float64)
+    return hist / hist.sum(axis=1, keepdims=True)
+
+
+def abundance_histogram_distance(a, b, bins: int = 20) -> float:
+    """How differently two sets of abundance maps are distributed: mean over endmembers of the total-variation
+    distance ½·Σ|p − q| between their per-endmember histograms (:func:`abundance_histograms`).
+
+    0 for identical distributions, 1 for disjoint ones. ``a`` and ``b`` may hold different numbers of patches and
+    patch sizes but must have the same k (axis -3).
+    """
+    pa, pb = abundance_histograms(a, bins), abundance_histograms(b, bins)
+    if pa.shape != pb.shape:
+        raise UBFInputError(_HIST_WHERE, f"abundances with k = {pa.shape[0]} and k = {pb.shape[0]} cannot be "
+                                         f"compared")
+    return float(np.mean(0.5 * np.abs(pa - pb).sum(axis=1)))

@@ -19,8 +19,7 @@ import numpy as np
 
 from ubf_core.errors import UBFInputError
 
-__all__ = ["rmse", "psnr", "ssim", "sad_degrees", "ergas", "reconstruction_report", "abundance_histograms",
-           "abundance_histogram_distance"]
+__all__ = ["rmse", "psnr", "ssim", "sad_degrees", "ergas", "reconstruction_report"]
 
 _WHERE = "metrics"
 
@@ -176,31 +175,3 @@ def reconstruction_report(x_hat, x, data_range: float = 1.0) -> dict[str, float]
         "sad_deg": sad_degrees(a, b),
         "ergas": ergas(a, b),
     }
-
-
-def abundance_histograms(abundances, bins: int = 20) -> np.ndarray:
-    """Per-endmember histograms of abundance values: (N, k, H, W) or (k, H, W) → (k, bins), each row summing to 1.
-
-    The bins split [0, 1] evenly (abundances live on the simplex, so every value falls in a bin).
-    """
-    a = np.asarray(abundances, dtype=np.float64)
-    if a.ndim not in (3, 4) or a.size == 0:
-        raise UBFInputError(_WHERE, f"expected abundances (N, k, H, W) or (k, H, W), got shape {a.shape}")
-    k = a.shape[-3]
-    per = np.moveaxis(a, -3, 0).reshape(k, -1)
-    edges = np.linspace(0.0, 1.0, int(bins) + 1)
-    hist = np.stack([np.histogram(np.clip(row, 0.0, 1.0), bins=edges)[0] for row in per]).astype(np.float64)
-    return hist / hist.sum(axis=1, keepdims=True)
-
-
-def abundance_histogram_distance(a, b, bins: int = 20) -> float:
-    """How differently two sets of abundance maps are distributed: mean over endmembers of the total-variation
-    distance ½·Σ|p − q| between their per-endmember histograms (:func:`abundance_histograms`).
-
-    0 for identical distributions, 1 for disjoint ones. ``a`` and ``b`` may hold different numbers of patches and
-    patch sizes but must have the same k (axis -3).
-    """
-    pa, pb = abundance_histograms(a, bins), abundance_histograms(b, bins)
-    if pa.shape != pb.shape:
-        raise UBFInputError(_WHERE, f"abundances with k = {pa.shape[0]} and k = {pb.shape[0]} cannot be compared")
-    return float(np.mean(0.5 * np.abs(pa - pb).sum(axis=1)))
