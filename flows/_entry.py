@@ -22,6 +22,9 @@ def run_stage(flow_fn: Callable, description: str, argv: list[str] | None = None
     args = parser.parse_args(argv)
     try:
         from tasks.servers import check_prefect_server, check_tracking_server
+        from ubf_core.config import load_params
+
+        load_params(args.params)   # a bad params file stops here, before any server or flow run starts
 
         check_prefect_server()     # a configured server that does not answer: one line, not minutes of retries
         check_tracking_server()

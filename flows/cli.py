@@ -362,7 +362,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
 
             cube = _read_cube(file, params, params_path, dataset, overrides,
                               rgb_hint="give --kind rgb to unmix it as one")
-            reflectance_max = float((params.get("validation") or {}).get("reflectance_max", 1.5))
+            reflectance_max = float(params["validation"]["reflectance_max"])
             problem = not_reflectance(cube, reflectance_max)
             if problem is not None:
                 raise UBFInputError(file, f"{problem.describe()}; give the DN → reflectance factor, e.g. --scale "
@@ -378,7 +378,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
         from ubf_core.unmixing.inference import model_grid, unmix_hsi_cube, unmix_rgb_image
 
         params = {**params, "_root": str(Path(params_path).resolve().parent)}
-        uri = model_uri or str((params.get("unmixing") or {}).get("model_uri", "models:/ubf-unmixing@champion"))
+        uri = model_uri or str(params["unmixing"]["model_uri"])
         configure_tracking(Path(params_path).resolve().parent)
         version = resolve_model_version(uri)
         model = load_registered_unmixing_model(uri)
@@ -387,7 +387,7 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
         else:
             wl_model = model_grid(model)
             grid = SpectralGrid(float(wl_model[0]), float(wl_model[-1]), len(wl_model))
-            tolerance = float((params.get("grid") or {}).get("coverage_tolerance_nm", 5.0))
+            tolerance = float(params["grid"]["coverage_tolerance_nm"])
             aligned = resample_to_grid(cube, grid, tolerance_nm=tolerance, max_nan_fraction=1.0, name=str(file))
             abundance = unmix_hsi_cube(model, aligned, model_response(params, model))
             image = hsi_patches_to_rgb(aligned.expand_dims("patch"))[0]

@@ -26,7 +26,7 @@ def real_sets(params: dict):
     from ubf_core.classification import labelled_from_scenes, pick_test_scenes, scene_class, split_by_scene
 
     c = section(params, "classification")
-    seed = int(params.get("seed", 0))
+    seed = int(params["seed"])
     path = resolve(params, section(params, "stores")["hsi"])
     ds = open_store(path)
     sources = np.array([str(s) for s in ds["source"].values])
@@ -76,8 +76,7 @@ def synthesis_plan(params: dict) -> dict:
     rgb = open_store(resolve(params, section(params, "stores")["abundance_rgb"]))
     rgb_classes = [str(v) for v in rgb.attrs.get("classes", [])]
     feeds = map_rgb_classes(dict(c.get("rgb_to_hsi") or {}), rgb_classes, train.class_names)
-    hsi_counts = class_balanced_counts(train.class_counts(), int(c.get("n_per_class", 32)),
-                                       str(c.get("synthetic_mode", "top_up")))
+    hsi_counts = class_balanced_counts(train.class_counts(), int(c["n_per_class"]), str(c["synthetic_mode"]))
     return {"rgb_counts": rgb_sample_counts(hsi_counts, feeds), "feeds": feeds, "hsi_counts": hsi_counts}
 
 
@@ -89,8 +88,7 @@ def synthesis_params(params: dict, plan: dict) -> dict:
     counts = {k: v for k, v in plan["rgb_counts"].items() if v > 0}
     s = out["synthesis"]
     s.update({"n": max(1, sum(counts.values())), "class_mix": counts or None, "replace": True,
-              "out": c.get("synthetic_store", "stores/synthetic_classify.zarr"), "export": {"n": 0},
-              "metrics": c.get("synthesis_report", "reports/classification_synthesis.json")})
+              "out": c["synthetic_store"], "export": {"n": 0}, "metrics": c["synthesis_report"]})
     return out
 
 
@@ -106,30 +104,28 @@ def classify_task(params: dict, plan: dict) -> dict:
     log = get_run_logger()
     c = section(params, "classification")
     train, test, test_scenes = real_sets(params)
-    store = resolve(params, c.get("synthetic_store", "stores/synthetic_classify.zarr"))
+    store = resolve(params, c["synthetic_store"])
     syn = open_store(store)
     if not np.allclose(syn["wavelength"].values, train.wavelength, atol=0.01):
         raise UBFInputError(store, "wavelength grid differs from the HSI store's")
     y, keep = hsi_labels([str(v) for v in syn["label"].values], plan["feeds"], train.class_names)
     synthetic = LabelledPatches(syn["reflectance"].values[keep].astype(np.float32), y, train.class_names,
                                 np.array([f"synthetic:{v}" for v in syn["label"].values[keep]]), train.wavelength)
-    train_options = dict(c.get("train") or {})
-    train_options["device"] = pick_device(train_options.get("device", "auto"), "classification.train.device")
-    settings = ExperimentSettings.from_params({**train_options,
-                                               "n_per_class": int(c.get("n_per_class", 32)),
-                                               "synthetic_mode": str(c.get("synthetic_mode", "top_up"))})
+    train_options = dict(c["train"])
+    train_options["device"] = pick_device(train_options["device"], "classification.train.device")
+    settings = ExperimentSettings.from_params({**train_options, "n_per_class": int(c["n_per_class"]),
+                                               "synthetic_mode": str(c["synthetic_mode"])})
     log.info("classify: %d real training patches %s, %d test patches from %s, %d synthetic",
              len(train), train.class_counts(), len(test), ", ".join(test_scenes), len(synthetic))
-    result = run_experiment(train, test, synthetic, arms=c.get("arms") or ("real", "augment", "synthetic"),
-                            models=c.get("models") or ("cnn", "spectral_resnet"),
-                            seeds=c.get("seeds") or (0, 1, 2, 3, 4), settings=settings, progress=True)
+    result = run_experiment(train, test, synthetic, arms=c["arms"], models=c["models"],
+                            seeds=c["seeds"], settings=settings, progress=True)
     table = results_table_markdown(result)
     metrics = results_metrics(result)
     header = (f"# Downstream classification\n\nReal training patches per class: {train.class_counts()} (scenes "
               f"{', '.join(sorted(set(map(str, train.sources))))}); test: {test.class_counts()} from the held-out "
               f"scenes {', '.join(test_scenes)}; synthetic pool {len(synthetic)} samples from {relative(params, store)}"
               f" (generator v{syn.attrs.get('generator_version')}, unmixing v{syn.attrs.get('unmixing_version')}).\n\n")
-    table_path = resolve(params, c.get("table", "reports/classification.md"))
+    table_path = resolve(params, c["table"])
     table_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = table_path.with_name(f".{table_path.name}.tmp")
     tmp.write_text(header + table + "\n")
@@ -149,6 +145,6 @@ def classify_task(params: dict, plan: dict) -> dict:
     report = {"test_scenes": test_scenes, "real_train_counts": train.class_counts(),
               "test_counts": test.class_counts(), "n_synthetic": len(synthetic), "run_id": run_id,
               "summary": metrics}
-    write_json(resolve(params, c.get("metrics", "reports/classification.json")), report)
+    write_json(resolve(params, c["metrics"]), report)
     log.info("classification table → %s", table_path)
     return report

@@ -43,7 +43,7 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
     from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.synthesis.mixing import mix
 
-    seed = int(params.get("seed", 0))
+    seed = int(params["seed"])
     gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
     gen.to(pick_device(train.get("device", "auto"), f"evaluation.generators.{name}.train.device"))
     gen.fit(maps, labels if classes else None, TrainSettings.from_params(train), seed=seed)
@@ -53,7 +53,7 @@ def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, cl
 
         sampler = {"sampler": FAST_SAMPLER, "steps": FAST_SAMPLER_DEFAULT_STEPS}
     a = gen.sample(len(want), seed=seed, labels=want if classes else None,
-                   micro_batch=int(section(params, "synthesis").get("micro_batch", 1)), **sampler)
+                   micro_batch=int(section(params, "synthesis")["micro_batch"]), **sampler)
     return mix(a, endmembers), a
 
 
@@ -63,14 +63,14 @@ def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels
     params (``heldout_rgb_per_class``, ``evaluation.realism``, ``seed``)."""
     from ubf_core.evaluation.realism_suite import realism_table
 
-    r = dict(section(params, "evaluation").get("realism") or {})
+    r = section(params, "evaluation")["realism"]
     held_maps, held_labels = heldout_rgb_maps(params)
     if len(held_maps) == 0:
         raise UBFInputError("heldout_rgb_per_class", "no held-out RGB images: the realism metrics need some (≥ 1)")
     return realism_table(candidates, held_maps=held_maps, held_labels=held_labels, train_maps=train_maps,
                          train_labels=train_labels, heldout_cubes=heldout_cubes, train_cubes=train_cubes, want=want,
-                         seed=int(params.get("seed", 0)), c2st_epochs=int(r.get("c2st_epochs", 30)),
-                         classifier_epochs=int(r.get("classifier_epochs", 30)))
+                         seed=int(params["seed"]), c2st_epochs=int(r["c2st_epochs"]),
+                         classifier_epochs=int(r["classifier_epochs"]))
 
 
 def heldout_scene_names(params: dict) -> list[str]:
@@ -115,7 +115,7 @@ def judged_generator(params: dict, attrs: dict) -> tuple[str, int, str]:
     if name and version not in (None, ""):
         found = resolve_model_version(f"models:/{name}/{int(version)}")
         return found.name, int(found.version), "the synthetic store's provenance"
-    uri = str(section(params, "generator").get("model_uri", "models:/ubf-generator@champion"))
+    uri = str(section(params, "generator")["model_uri"])
     found = resolve_model_version(uri)
     return found.name, int(found.version), f"{uri} now (the synthetic store does not record its generator)"
 
@@ -140,7 +140,7 @@ def evaluate_task(params: dict) -> dict:
 
     log = get_run_logger()
     ev, g = section(params, "evaluation"), section(params, "generator")
-    seed = int(params.get("seed", 0))
+    seed = int(params["seed"])
     train_real, train_sources, heldout, wl = real_split(params)
     heldout_sources = heldout_scene_names(params)
 
@@ -160,14 +160,14 @@ def evaluate_task(params: dict) -> dict:
     E, e_wl, _ = load_endmembers(params)
     check_grid(str(resolve(params, section(params, "stores")["endmembers"])), e_wl, wl)
     maps, labels, classes = generator_training_set(params)
-    registered = str(g.get("name", "ddpm"))
+    registered = str(g["name"])
     rng = np.random.default_rng(seed)
     reference = train_real[np.sort(rng.choice(len(train_real), min(len(train_real), len(syn_cubes)), replace=False))]
     candidates = {"real_train": Candidate(reference), registered: Candidate(syn_cubes, syn_maps)}
     roles = {"real_train": "reference: the real training patches themselves",
              registered: f"the synthetic store ({syn.attrs.get('generator_model')} "
                          f"v{syn.attrs.get('generator_version')}, registered)"}
-    for name, opts in (ev.get("generators") or {}).items():
+    for name, opts in ev["generators"].items():
         if name == registered:
             continue
         opts = dict(opts or {})
@@ -176,29 +176,27 @@ def evaluate_task(params: dict) -> dict:
         cubes, a = baseline_samples(params, name, maps, labels, classes, want, E, opts, train)
         candidates[name] = Candidate(cubes, a)
         roles[name] = f"baseline: {name} trained in this stage on the same maps, same labels"
-    gm = dict(ev.get("gmm") or {})
-    gmm = PixelGMM(int(gm.get("n_components", 8)), str(gm.get("covariance", "diag")),
-                   int(gm.get("max_pixels", 50_000)), seed).fit(train_real)
+    gm = ev["gmm"]
+    gmm = PixelGMM(int(gm["n_components"]), str(gm["covariance"]), int(gm["max_pixels"]), seed).fit(train_real)
     gmm_cubes = gmm.sample(len(syn_cubes), int(syn_cubes.shape[-1]), seed=seed)
     candidates["gmm"] = Candidate(gmm_cubes, fcls_maps(gmm_cubes, E))
     roles["gmm"] = "baseline: pixel-wise Gaussian mixture of real training spectra (no spatial structure)"
 
-    f = dict(ev.get("features") or {})
+    f = ev["features"]
     scene_ids = {s: i for i, s in enumerate(sorted(set(train_sources)))}
     net = train_feature_net(train_real, np.array([scene_ids[s] for s in train_sources]),
-                            epochs=int(f.get("epochs", 15)), batch_size=int(f.get("batch_size", 32)),
-                            lr=float(f.get("lr", 1e-3)), seed=seed, dim=int(f.get("dim", 64)),
+                            epochs=int(f["epochs"]), batch_size=int(f["batch_size"]),
+                            lr=float(f["lr"]), seed=seed, dim=int(f["dim"]),
                             device=pick_device(f.get("device", "auto"), "evaluation.features.device"))
-    settings = SuiteSettings(block=int(ev.get("block", 4)), pr_k=int(ev.get("pr_k", 3)),
-                             kid_subsets=int(ev.get("kid_subsets", 50)),
-                             kid_subset_size=int(ev.get("kid_subset_size", 100)),
-                             max_pixels=int(ev.get("max_pixels", 200_000)), seed=seed)
+    settings = SuiteSettings(block=int(ev["block"]), pr_k=int(ev["pr_k"]), kid_subsets=int(ev["kid_subsets"]),
+                             kid_subset_size=int(ev["kid_subset_size"]), max_pixels=int(ev["max_pixels"]),
+                             seed=seed)
     table = evaluate_candidates(candidates, heldout, net, maps, settings)
     log.info("evaluate: realism metrics (C2ST, spatial statistics, class fidelity, memorisation)")
     realism_table, real_maps = realism(params, {n: c for n, c in candidates.items() if n != "real_train"}, maps,
                                        labels, heldout, train_real, want)
 
-    figures = resolve(params, ev.get("figures", "reports/evaluation"))
+    figures = resolve(params, ev["figures"])
     figures.mkdir(parents=True, exist_ok=True)
     sets = {"real held-out": heldout, **{n: c.cubes for n, c in candidates.items()}}
     side_by_side(sets, wl, figures / "real_vs_synthetic.png")
@@ -211,7 +209,7 @@ def evaluate_task(params: dict) -> dict:
     realism_figures(figures, wl, E, heldout, heldout_sources, real_maps, want,
                     {n: c for n, c in candidates.items() if n != "real_train"})
 
-    unmixing_report = resolve(params, section(params, "unmixing").get("metrics", "reports/unmixing.json"))
+    unmixing_report = resolve(params, section(params, "unmixing")["metrics"])
     reconstruction = json.loads(unmixing_report.read_text()).get("network", {}) if unmixing_report.exists() else {}
     result = {"heldout_sources": [str(s) for s in params.get("heldout_sources") or []],
               "n_heldout": int(len(heldout)), "n_real_train": int(len(train_real)),
@@ -236,7 +234,7 @@ def evaluate_task(params: dict) -> dict:
             save_feature_net(net, Path(tmp) / "feature_net")
             mlflow.log_artifacts(str(Path(tmp) / "feature_net"), "feature_net")
         result["run_id"] = run.info.run_id
-    write_json(resolve(params, ev.get("metrics", "reports/metrics.json")), result)
+    write_json(resolve(params, ev["metrics"]), result)
     tags = tag_evaluation(judged[0], judged[1], headline_figures(realism_table, registered), run.info.run_id)
     log.info("evaluate: %s version %d (found from %s) tagged %s", judged[0], judged[1], judged[2],
              ", ".join(f"{k} {v}" for k, v in tags.items()))

@@ -48,8 +48,8 @@ def _rgb_split(params: dict):
     from ubf_core.generators.training_data import heldout_images
 
     ds = open_store(resolve(params, section(params, "stores")["abundance_rgb"]))
-    out = heldout_images(ds["source"].values, ds["label"].values, int(params.get("heldout_rgb_per_class", 0)),
-                         int(params.get("seed", 0)))
+    out = heldout_images(ds["source"].values, ds["label"].values, int(params["heldout_rgb_per_class"]),
+                         int(params["seed"]))
     return ds.isel(patch=np.flatnonzero(~out)), ds.isel(patch=np.flatnonzero(out))
 
 
@@ -67,7 +67,7 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     from ubf_core.generators.training_data import training_set
 
     g, stores = section(params, "generator"), section(params, "stores")
-    source = str(g.get("source", "rgb"))
+    source = str(g["source"])
     rgb = _rgb_split(params)[0] if source in ("rgb", "both") else None
     hsi = open_store(resolve(params, stores["abundance_hsi"])) if source in ("hsi", "both") else None
     if hsi is not None:
@@ -76,9 +76,9 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     maps, labels = training_set(source, None if rgb is None else rgb["abundance"].values,
                                 None if rgb is None else rgb["label"].values,
                                 None if hsi is None else hsi["abundance"].values,
-                                float(g.get("hsi_share", 0.5)), int(params.get("seed", 0)))
+                                float(g["hsi_share"]), int(params["seed"]))
     classes = None
-    if bool(g.get("conditional", False)):
+    if bool(g["conditional"]):
         if rgb is None:
             raise UBFInputError("params.yaml", "generator.conditional needs class labels: use source rgb or both")
         classes = [str(c) for c in rgb.attrs.get("classes", sorted({lab for lab in labels if lab}))]
@@ -100,10 +100,10 @@ def generator_trained_on(params: dict, labels: list, classes: list[str] | None, 
     g, stores = section(params, "generator"), section(params, "stores")
     n_hsi = sum(1 for lab in labels if lab is None)
     held = ", ".join(map(str, params.get("heldout_sources") or [])) or "none"
-    out = {"source": str(g.get("source", "rgb"))}
+    out = {"source": str(g["source"])}
     if n_hsi < len(labels):
         out["RGB abundances"] = (f"{stores['abundance_rgb']} ({len(labels) - n_hsi} maps; "
-                                 f"{int(params.get('heldout_rgb_per_class', 0))} images per class held out)")
+                                 f"{int(params['heldout_rgb_per_class'])} images per class held out)")
     if n_hsi:
         out["HSI abundances"] = f"{stores['abundance_hsi']} ({n_hsi} maps; held-out scenes left out: {held})"
     out["classes"] = f"{len(classes)} ({', '.join(classes)})" if classes else "none (unconditional)"
@@ -120,14 +120,14 @@ def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[s
     from ubf_core.generators.checkpoint import load_checkpoint
 
     g = section(params, "generator")
-    options = dict(g.get("options") or {})
-    if pretrain and bool(g.get("init_from_checkpoint", False)):
+    options = dict(g["options"])
+    if pretrain and bool(g["init_from_checkpoint"]):
         raise UBFInputError("generator.init_from_checkpoint", "is on: pretrain_generator trains the checkpoint from "
                                                               "scratch; run it with the long profile "
                                                               "(--params params.long.yaml)")
-    if pretrain or not bool(g.get("init_from_checkpoint", False)):
+    if pretrain or not bool(g["init_from_checkpoint"]):
         return make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options), None
-    path = resolve(params, g.get("checkpoint", "checkpoints/generator"))
+    path = resolve(params, g["checkpoint"])
     if not path.exists():
         raise UBFInputError(path, "generator.init_from_checkpoint is on but the checkpoint is missing (train it: "
                                   "python -m flows.pretrain_generator --params params.long.yaml)")
@@ -152,27 +152,26 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
 
     from ubf_core.generators import TrainSettings
     from ubf_core.generators.checkpoint import save_checkpoint
-    from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
     from ubf_core.generators.quality import nearest_real_angle_deg
     from ubf_core.synthesis.mixing import mix
 
     log = get_run_logger()
     g = section(params, "generator")
-    seed = int(params.get("seed", 0))
-    source = str(g.get("source", "rgb"))
+    seed = int(params["seed"])
+    source = str(g["source"])
     maps, labels, classes = generator_training_set(params)
     E, wl, e_attrs = load_endmembers(params)
     if E.shape[1] != maps.shape[1]:
         raise UBFInputError(resolve(params, section(params, "stores")["endmembers"]),
                             f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
-    gen, started_from = initial_generator(params, str(g.get("name", "ddpm")), maps, classes, E, wl, pretrain)
-    t = dict(g.get("train") or {})
+    gen, started_from = initial_generator(params, str(g["name"]), maps, classes, E, wl, pretrain)
+    t = dict(g["train"])
     settings = TrainSettings.from_params(t)
     if settings.steps == 0 and started_from is None:
         raise UBFInputError("generator.train.steps", "0 steps trains nothing: give steps ≥ 1, or start from a "
                                                      "checkpoint (generator.init_from_checkpoint)")
-    pv = dict(g.get("preview") or {})
-    device = pick_device(t.get("device", "auto"), "generator.train.device")
+    pv = dict(g["preview"])
+    device = pick_device(t["device"], "generator.train.device")
     autocast = resolve_autocast(device, settings.autocast, "generator.train.autocast")   # refused before any work
 
     stage = "pretrain_generator" if pretrain else "train_generator"
@@ -192,13 +191,12 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
         history = gen.fit(maps, labels if classes else None, settings, seed=seed,
                           on_log=lambda step, rec: mlflow.log_metrics(
                               {k: v for k, v in rec.items() if k != "step"}, step=step))
-        per = int(pv.get("n_per_class", 2))
+        per = int(pv["n_per_class"])
         want = [c for c in (classes or []) for _ in range(per)] or None
         n = len(want) if want else max(8, per)
-        options = {"micro_batch": int(section(params, "synthesis").get("micro_batch", 1))}
+        options = {"micro_batch": int(section(params, "synthesis")["micro_batch"])}
         if gen.name == "ddpm":
-            options |= {"sampler": pv.get("sampler", FAST_SAMPLER),
-                        "steps": int(pv.get("steps", FAST_SAMPLER_DEFAULT_STEPS))}
+            options |= {"sampler": pv["sampler"], "steps": int(pv["steps"])}
         samples = gen.sample(n, seed=seed, labels=want, **options)
         uncond = gen.sample(n, seed=seed + 1, **options)
         real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
@@ -215,7 +213,7 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
             mlflow.log_artifact(str(tmp / "samples_rgb.png"))
             mlflow.log_artifact(str(tmp / "training_rgb.png"))
             if pretrain:
-                out = save_checkpoint(gen, resolve(params, g.get("checkpoint", "checkpoints/generator")), E, wl, {
+                out = save_checkpoint(gen, resolve(params, g["checkpoint"]), E, wl, {
                     "command": "python -m flows.pretrain_generator --params params.long.yaml",
                     "mlflow_run_id": run.info.run_id, "params_hash": p_hash,
                     "steps": settings.steps, "n_maps": int(len(maps)),
@@ -226,10 +224,10 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
                         "run_id": run.info.run_id}
             folder = gen.save(tmp / "generator")
             info = log_generator(folder)
-        metric = str(g.get("champion_metric", "hist_distance"))
-        model_name = str(g.get("model_name", "ubf-generator"))
+        metric = str(g["champion_metric"])
+        model_name = str(g["model_name"])
         reg = register(info.model_uri, model_name, metric, float(quality[metric]),
-                       bool(g.get("champion_higher_is_better", False)),
+                       bool(g["champion_higher_is_better"]),
                        tags={"run_id": run.info.run_id, "params_hash": p_hash,
                              "unmixing_model_version": str(e_attrs.get("model_version", "")),
                              "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in wl])})
@@ -242,8 +240,8 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     metrics = {**quality, "steps": settings.steps, "n_maps": len(maps),
                "started_from": started_from or "scratch", "model_version": reg["version"],
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
-    write_json(resolve(params, g.get("metrics", "reports/generator.json")), metrics)
-    write_registration(resolve(params, section(params, "stores").get("generator_model", "stores/generator_model.json")),
+    write_json(resolve(params, g["metrics"]), metrics)
+    write_registration(resolve(params, section(params, "stores")["generator_model"]),
                        model_name, reg, run.info.run_id)
     return metrics
 
@@ -281,12 +279,11 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
     tag ``unmixing_model_version``; else ``unmixing.model_uri``) in the registry, load the endmembers and check
     that their wavelength grid is the generator's. A URI that points nowhere is a UBFInputError naming it."""
     g, u = section(params, "generator"), section(params, "unmixing")
-    uri = str(generator_uri or g.get("model_uri", "models:/ubf-generator@champion"))
+    uri = str(generator_uri or g["model_uri"])
     version = resolve_model_version(uri)
     # the endmembers are those of the unmixing model whose abundances the generator learned (recorded at training)
     trained_with = version.tags.get("unmixing_model_version")
-    unmixing_uri = (f"models:/{u.get('model_name', 'ubf-unmixing')}/{trained_with}" if trained_with
-                    else str(u.get("model_uri", "models:/ubf-unmixing@champion")))
+    unmixing_uri = f"models:/{u['model_name']}/{trained_with}" if trained_with else str(u["model_uri"])
     unmixing_version = resolve_model_version(unmixing_uri)
     model = load_registered_unmixing_model(unmixing_uri)
     E = model.endmembers().detach().cpu().numpy().astype(np.float32)
@@ -315,19 +312,17 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
         raise UBFInputError(models.unmixing_uri, f"k = {E.shape[1]} endmembers but {models.generator_uri} "
                                                  f"generates k = {gen.k} maps")
     labels = plan_labels(n, class_mix, gen.classes)
-    options = {"micro_batch": s.get("micro_batch", 1) if micro_batch is None else micro_batch}
+    options = {"micro_batch": s["micro_batch"] if micro_batch is None else micro_batch}
     if gen.name == "ddpm":
-        from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
-
-        options |= {"sampler": str(s.get("sampler", FAST_SAMPLER) if sampler is None else sampler),
-                   "steps": int(s.get("steps", FAST_SAMPLER_DEFAULT_STEPS) if steps is None else steps),
-                   "guidance_scale": float(s.get("guidance_scale", 2.0) if guidance_scale is None else guidance_scale)}
+        options |= {"sampler": str(s["sampler"] if sampler is None else sampler),
+                    "steps": int(s["steps"] if steps is None else steps),
+                    "guidance_scale": float(s["guidance_scale"] if guidance_scale is None else guidance_scale)}
         if not class_mix:
             options.pop("guidance_scale")
-    return SynthesisJob(labels=labels, seed=int(params.get("seed", 0) if seed is None else seed),
+    return SynthesisJob(labels=labels, seed=int(params["seed"] if seed is None else seed),
                         size=tuple(gen.size), endmembers=E, wavelengths_nm=models.wavelengths_nm,
                         snr_db=s.get("noise_snr_db"), sampler=options,
-                        device=pick_device(s.get("device", "cpu") if device is None else device, "synthesis.device"),
+                        device=pick_device(s["device"] if device is None else device, "synthesis.device"),
                         config={"generator": f"{models.generator_name}/{models.generator_version}",
                                 "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"})
 
@@ -345,11 +340,11 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
     log = get_run_logger()
     g, s = section(params, "generator"), section(params, "synthesis")
     configure_tracking(resolve(params, "."))
-    models = resolve_synthesis_models(params, str(g.get("model_uri", "models:/ubf-generator@champion")))
-    n = int(s.get("n", 16)) if n is None else n
-    class_mix = {class_name: 1} if class_name else (s.get("class_mix") or None)
-    out_path = resolve(params, out or s.get("out", "stores/synthetic.zarr"))
-    replace = bool(s.get("replace", False)) if replace is None else replace
+    models = resolve_synthesis_models(params, str(g["model_uri"]))
+    n = int(s["n"]) if n is None else n
+    class_mix = {class_name: 1} if class_name else (s["class_mix"] or None)
+    out_path = resolve(params, out or s["out"])
+    replace = bool(s["replace"]) if replace is None else replace
 
     with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmp:
         folder = download_generator(models.generator_version_uri, tmp)
@@ -365,12 +360,12 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
             bar.n = done
             bar.refresh()
 
-        with dask_client(d.get("scheduler_address"), int(d.get("n_workers", 2)), int(d.get("threads_per_worker", 1)),
-                         bool(d.get("processes", True))) as client:
+        with dask_client(d["scheduler_address"], int(d["n_workers"]), int(d["threads_per_worker"]),
+                         bool(d["processes"])) as client:
             from ubf_core.synthesis.blocks import synthesize
 
-            summary = synthesize(job, folder, out_path, client=client, block_size=int(s.get("block_size", 8)),
-                                 threads=int(s.get("torch_threads", 1)), replace=replace, attrs=attrs,
+            summary = synthesize(job, folder, out_path, client=client, block_size=int(s["block_size"]),
+                                 threads=int(s["torch_threads"]), replace=replace, attrs=attrs,
                                  progress=progress)
         bar.close()
     exported = export_samples(params, out_path)
@@ -382,7 +377,7 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
     report = {"n": n, "out": relative(params, out_path), "generator_version": models.generator_version,
               "unmixing_version": models.unmixing_version, "computed_blocks": len(summary["computed_blocks"]),
               "config_hash": summary["config_hash"], "exported": [relative(params, p) for p in exported]}
-    write_json(resolve(params, s.get("metrics", "reports/synthesis.json")), report)
+    write_json(resolve(params, s["metrics"]), report)
     return report
 
 
@@ -390,13 +385,14 @@ def export_samples(params: dict, store: Path) -> list[Path]:
     """Write the first ``synthesis.export.n`` samples of the store as GeoTIFF or ENVI files with wavelengths."""
     from ubf_core.io import write_envi, write_geotiff
 
-    ex = dict(section(params, "synthesis").get("export") or {})
-    n, fmt = int(ex.get("n", 0)), str(ex.get("format", "geotiff"))
+    ex = section(params, "synthesis")["export"]
+    n = int(ex["n"])
     if n <= 0:
-        return []
+        return []       # the classification's synthetic pool sets export {n: 0} alone
+    fmt = str(ex["format"])
     if fmt not in ("geotiff", "envi"):
         raise UBFInputError("synthesis.export.format", f"'{fmt}' unknown; use geotiff or envi")
-    folder = resolve(params, ex.get("dir", "reports/synthetic_examples"))
+    folder = resolve(params, ex["dir"])
     folder.mkdir(parents=True, exist_ok=True)
     ds = open_store(store)
     paths = []

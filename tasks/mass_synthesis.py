@@ -48,9 +48,9 @@ def generator_model_uri(params: dict, generator: str | int | None) -> str:
     """The registry URI of ``generator``: an alias ("champion" → ``models:/<generator.model_name>@champion``), a
     version (3 or "3" → ``models:/<name>/3``), a full ``models:/…`` URI, or None for ``generator.model_uri``."""
     g = section(params, "generator")
-    name = str(g.get("model_name", "ubf-generator"))
+    name = str(g["model_name"])
     if generator is None:
-        return str(g.get("model_uri", f"models:/{name}@champion"))
+        return str(g["model_uri"])
     if isinstance(generator, bool) or not isinstance(generator, (int, str)):
         raise UBFInputError("generator", f"expected an alias, a version number or models:/… URI, got {generator!r}")
     text = str(generator).strip()
@@ -117,10 +117,10 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
     check_tracking_server(configure_tracking(resolve(params, ".")))
     uri = generator_model_uri(params, generator)
     models = resolve_synthesis_models(params, uri)          # a URI that points nowhere stops here
-    n = int(s.get("n", 16)) if n_samples is None else n_samples
+    n = int(s["n"]) if n_samples is None else n_samples
     class_mix = dict(classes) if classes else None
-    block_size = int(s.get("block_size", 8)) if block_size is None else block_size
-    threads = int(s.get("torch_threads", 1))
+    block_size = int(s["block_size"]) if block_size is None else block_size
+    threads = int(s["torch_threads"])
     if dask_address:
         _dask_client(dask_address)                        # an unreachable scheduler stops here
 

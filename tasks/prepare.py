@@ -16,9 +16,9 @@ from ubf_core.spectral import SpectralGrid
 
 
 def _dask_options(params: dict) -> dict:
-    d = params.get("dask", {}) or {}
-    return {"scheduler_address": d.get("scheduler_address"), "n_workers": int(d.get("n_workers", 2)),
-            "threads_per_worker": int(d.get("threads_per_worker", 1)), "processes": bool(d.get("processes", True))}
+    d = section(params, "dask")
+    return {"scheduler_address": d["scheduler_address"], "n_workers": int(d["n_workers"]),
+            "threads_per_worker": int(d["threads_per_worker"]), "processes": bool(d["processes"])}
 
 
 @task(name="prepare-hsi-store")
@@ -27,7 +27,7 @@ def prepare_hsi(params: dict) -> dict:
     log = get_run_logger()
     hsi, grid_p, patch_p = section(params, "hsi"), section(params, "grid"), section(params, "patch")
     root = resolve(params, ".")
-    sources = [HSISource.from_params(name, spec, root) for name, spec in (hsi.get("datasets") or {}).items()]
+    sources = [HSISource.from_params(name, spec, root) for name, spec in hsi["datasets"].items()]
     grid = SpectralGrid.from_params(grid_p)
     out = resolve(params, section(params, "stores")["hsi"])
     attrs = {"params_hash": params_hash(grid_p, hsi, patch_p), "seed": params.get("seed")}
@@ -35,9 +35,8 @@ def prepare_hsi(params: dict) -> dict:
         warnings.simplefilter("always")
         summary = prepare_hsi_store(
             sources, grid, PatchSpec.from_params(patch_p), out, client=client,
-            tolerance_nm=float(grid_p.get("coverage_tolerance_nm", 5.0)),
-            max_nan_fraction=float(hsi.get("max_nan_fraction", 0.1)),
-            on_rejected=str(hsi.get("on_rejected", "skip")), attrs=attrs, base_dir=root)
+            tolerance_nm=float(grid_p["coverage_tolerance_nm"]), max_nan_fraction=float(hsi["max_nan_fraction"]),
+            on_rejected=str(hsi["on_rejected"]), attrs=attrs, base_dir=root)
     for w in caught:
         log.warning(str(w.message))
     log.info("wrote %s: %d patches from %d scenes (%d rejected)", out, summary.n_patches, len(sources),
@@ -53,7 +52,7 @@ def prepare_rgb(params: dict) -> dict:
     folder = resolve(params, rgb["path"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        images = list_rgb_images(folder, on_bad=str(rgb.get("on_bad_image", "skip")))
+        images = list_rgb_images(folder, on_bad=str(rgb["on_bad_image"]))
     skipped = {}
     for w in caught:
         log.warning(str(w.message))
@@ -62,9 +61,9 @@ def prepare_rgb(params: dict) -> dict:
     attrs = {"params_hash": params_hash(rgb, patch_p), "seed": params.get("seed")}
     with dask_client(**_dask_options(params)) as client:
         summary = prepare_rgb_store(
-            images, folder, PatchSpec.from_params({**patch_p, "stride": rgb.get("stride") or patch_p.get("stride")}),
-            out, client=client, mode=str(rgb.get("mode", "resize")), resample=str(rgb.get("resample", "lanczos")),
-            resize_to=rgb.get("resize_to"), images_per_task=int(rgb.get("images_per_task", 64)),
+            images, folder, PatchSpec.from_params({**patch_p, "stride": rgb["stride"] or patch_p["stride"]}),
+            out, client=client, mode=str(rgb["mode"]), resample=str(rgb["resample"]),
+            resize_to=rgb["resize_to"], images_per_task=int(rgb["images_per_task"]),
             attrs=attrs, skipped=skipped, base_dir=resolve(params, "."))
     log.info("wrote %s: %d patches from %d images (%d skipped)", out, summary.n_patches, len(images), len(skipped))
     return {"store": str(out), "n_patches": summary.n_patches, "skipped": skipped}

@@ -125,12 +125,12 @@ def add_realism(r: Report, metrics: dict, figures: Path) -> None:
 def build_report(params: dict) -> Report:
     """Assemble the report from what the stages wrote: reports/*.json, the evaluation figures, store provenance."""
     ev, stores = section(params, "evaluation"), section(params, "stores")
-    figures = resolve(params, ev.get("figures", "reports/evaluation"))
-    metrics = _read_json(resolve(params, ev.get("metrics", "reports/metrics.json"))) or {}
-    cls_section = params.get("classification") or {}
-    classification = _read_json(resolve(params, cls_section.get("metrics", "reports/classification.json"))) or {}
-    cls_table = resolve(params, cls_section.get("table", "reports/classification.md"))
-    unmixing = _read_json(resolve(params, section(params, "unmixing").get("metrics", "reports/unmixing.json"))) or {}
+    figures = resolve(params, ev["figures"])
+    metrics = _read_json(resolve(params, ev["metrics"])) or {}
+    cls_section = section(params, "classification")
+    classification = _read_json(resolve(params, cls_section["metrics"])) or {}
+    cls_table = resolve(params, cls_section["table"])
+    unmixing = _read_json(resolve(params, section(params, "unmixing")["metrics"])) or {}
 
     r = Report("UBF synthetic hyperspectral images: what the run made and how good it is")
     r.text(f"Held-out real scenes (no generator or classifier learned from them): "
@@ -200,8 +200,7 @@ def report_task(params: dict) -> dict:
     """Write the HTML report (``evaluation.report``) and log it to MLflow."""
     import mlflow
 
-    path = build_report(params).write(resolve(params, section(params, "evaluation").get("report",
-                                                                                        "reports/report.html")))
+    path = build_report(params).write(resolve(params, section(params, "evaluation")["report"]))
     with start_stage_run("report", resolve(params, "."), params_file_hash(params)):
         mlflow.log_artifact(str(path))
     get_run_logger().info("report: %s (%.1f MB)", path, path.stat().st_size / 1e6)

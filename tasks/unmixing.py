@@ -29,9 +29,9 @@ from ubf_core.unmixing.saved import SAVED_FORMAT
 
 def _response(params: dict, u: dict):
     """The spectral response for rendered 3-band inputs (None for band selection)."""
-    if u.get("three_band", "select") != "render":
+    if u["three_band"] != "render":
         return None
-    what = str(u.get("render_response", "cie1931"))
+    what = str(u["render_response"])
     if what == "cie1931":
         return load_cie1931(resolve(params, u.get("cie_path", "data/spectra/ciexyz31_1.csv")))
     return load_camera_response(resolve(params, u.get("camspec_path", "data/spectra/camspec_database.txt")),
@@ -96,7 +96,7 @@ def train_unmixing_task(params: dict) -> dict:
     import mlflow
 
     log = get_run_logger()
-    u, seed = section(params, "unmixing"), int(params.get("seed", 0))
+    u, seed = section(params, "unmixing"), int(params["seed"])
     root = resolve(params, ".")
     settings = UnmixingSettings.from_params(u, seed)
     y, wl, is_val, sources = hsi_split(params)
@@ -110,7 +110,7 @@ def train_unmixing_task(params: dict) -> dict:
                            "validation_sources": ",".join(val_sources), "alpha": settings.alpha,
                            "beta": settings.beta, "stem": settings.stem, "widths": str(list(settings.widths)),
                            "init_endmembers": settings.init_endmembers, "seed": seed,
-                           **{f"train.{a}": b for a, b in (u.get("train") or {}).items()}})
+                           **{f"train.{a}": b for a, b in u["train"].items()}})
         mlflow.set_tags({"autocast": resolve_autocast(settings.train.device, settings.train.autocast)})
         mlflow.set_tags({"hsi_store_params_hash": hsi_store.attrs.get("params_hash", ""),
                          "hsi_store_sources": json.dumps(hsi_store.attrs.get("source_checksums", {}))})
@@ -142,10 +142,10 @@ def train_unmixing_task(params: dict) -> dict:
                                                 Path(tmp) / "abundance_histograms_rgb_vs_hsi.png")):
                 mlflow.log_artifact(str(f))
         info = log_unmixing_model(model)
-        metric = str(u.get("champion_metric", "val_psnr"))
-        model_name = str(u.get("model_name", "ubf-unmixing"))
+        metric = str(u["champion_metric"])
+        model_name = str(u["model_name"])
         reg = register(info.model_uri, model_name, metric, float(final[metric]),
-                       bool(u.get("champion_higher_is_better", True)),
+                       bool(u["champion_higher_is_better"]),
                        tags={"run_id": run.info.run_id, "params_hash": p_hash},
                        # a champion of another saved format (the old pickled versions: none) gives way
                        measured_on={"validation_sources": ",".join(val_sources), "model_format": SAVED_FORMAT})
@@ -165,8 +165,8 @@ def train_unmixing_task(params: dict) -> dict:
                "epochs_run": len(result.history), "rgb_vs_hsi_abundance_hist_distance": hist_distance,
                "model_version": reg["version"], "champion_version": reg["champion_version"],
                "run_id": run.info.run_id}
-    write_json(resolve(params, u.get("metrics", "reports/unmixing.json")), metrics)
-    write_registration(resolve(params, section(params, "stores").get("unmixing_model", "stores/unmixing_model.json")),
+    write_json(resolve(params, u["metrics"]), metrics)
+    write_registration(resolve(params, section(params, "stores")["unmixing_model"]),
                        model_name, reg, run.info.run_id)
     return metrics
 
@@ -183,17 +183,17 @@ def infer_abundance_task(params: dict) -> dict:
     log = get_run_logger()
     u, stores = section(params, "unmixing"), section(params, "stores")
     configure_tracking(resolve(params, "."))
-    uri = str(u.get("model_uri", "models:/ubf-unmixing@champion"))
+    uri = str(u["model_uri"])
     version = resolve_model_version(uri)
     model = load_registered_unmixing_model(uri)
-    k = int(u.get("k", 5))
+    k = int(u["k"])
     paths = {kind: resolve(params, stores[kind]) for kind in ("hsi", "rgb")}
     data = {kind: open_store(p) for kind, p in paths.items()}
     check_store(model, paths["hsi"], data["hsi"], "reflectance", k, uri)
     check_store(model, paths["rgb"], data["rgb"], "rgb", k, uri)
 
     meta = model.meta
-    batch = int(u.get("infer_batch_size", 64))
+    batch = int(u["infer_batch_size"])
     provenance = {"model_uri": uri, "model_name": version.name, "model_version": int(version.version),
                   "model_run_id": version.run_id or "", "input_space": json.dumps(meta["input_space"]),
                   "params_hash": params_hash(u, params.get("seed"))}

@@ -26,7 +26,7 @@ class DataValidationError(UBFInputError):
 
 def _suite_checks(kind: str, params: dict, n_expected_bands: int) -> list[tuple[str, str, dict]]:
     """(table, expectation class name, kwargs) for a store kind: 'hsi' or 'rgb'."""
-    v = params.get("validation", {}) or {}
+    v = section(params, "validation")
     size = int(section(params, "patch")["size"])
     checks = [
         ("patches", "ExpectTableRowCountToBeBetween", {"min_value": 1}),
@@ -36,8 +36,8 @@ def _suite_checks(kind: str, params: dict, n_expected_bands: int) -> list[tuple[
         ("patches", "ExpectColumnValuesToBeBetween", {"column": "width", "min_value": size, "max_value": size}),
     ]
     if kind == "hsi":
-        lo, hi = float(v.get("reflectance_min", -0.05)), float(v.get("reflectance_max", 1.5))
-        tol = float(v.get("wavelength_tolerance_nm", 0.01))
+        lo, hi = float(v["reflectance_min"]), float(v["reflectance_max"])
+        tol = float(v["wavelength_tolerance_nm"])
         checks += [
             ("patches", "ExpectColumnValuesToBeBetween", {"column": "min", "min_value": lo, "max_value": hi}),
             ("patches", "ExpectColumnValuesToBeBetween", {"column": "max", "min_value": lo, "max_value": hi}),

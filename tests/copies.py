@@ -41,7 +41,8 @@ def shrink_params(work: Path) -> None:
     for name in ("vae", "gan"):
         params["evaluation"]["generators"][name]["train"]["steps"] = 4
     params["evaluation"]["features"]["epochs"] = 2
-    params["classification"].update(seeds=[0, 1], n_per_class=8, train={"epochs": 2, "batch_size": 16})
+    params["classification"].update(seeds=[0, 1], n_per_class=8)
+    params["classification"]["train"].update(epochs=2, batch_size=16)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

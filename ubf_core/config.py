@@ -10,18 +10,31 @@ from typing import Any
 import yaml
 
 from ubf_core.errors import UBFInputError
+from ubf_core.settings import check_complete, check_keys
 
 
-def load_params(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Load a params.yaml file into a dict; a missing or malformed file is a UBFInputError naming it.
+def load_params(path: str | Path, complete: bool = True) -> dict[str, Any]:
+    """Load a params.yaml file into a dict, checked against the schema of params files (:mod:`ubf_core.settings`).
+
+    A missing or malformed file, an unknown key (with the closest known one), a value of the wrong type or (with
+    ``complete``) a missing key is a one-line UBFInputError naming the file and the dotted key. Defaults live in
+    the repository's params.yaml alone: a params file gives every key (``complete=False`` leaves that out, for a
+    partial file that no stage runs on).
 
     A file with a top-level ``extends: OTHER.yaml`` (relative to its folder) holds only what differs from OTHER:
     it is merged onto it (mappings key by key, any other value replaced), e.g. params.long.yaml on params.yaml.
+    Each file's own keys are checked as it is read (errors name the file that has the key), the merge as a whole.
     """
-    path = Path(path)
+    params = _read_params(Path(path), ())
+    if complete:
+        check_complete(params, path)
+    return params
+
+
+def _read_params(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise UBFInputError(path, "params file not found")
-    if path.resolve() in _seen:
+    if path.resolve() in seen:
         raise UBFInputError(path, "extends itself (a cycle of 'extends:')")
     try:
         params = yaml.safe_load(path.read_text())
@@ -30,11 +43,12 @@ def load_params(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     if not isinstance(params, dict):
         raise UBFInputError(path, "expected a mapping of sections at the top level")
     base = params.pop("extends", None)
+    check_keys(params, path)
     if base is None:
         return params
     if not isinstance(base, str):
         raise UBFInputError(path, f"extends must name one params file, got {base!r}")
-    return _merged(load_params(path.parent / base, _seen + (path.resolve(),)), params)
+    return _merged(_read_params(path.parent / base, seen + (path.resolve(),)), params)
 
 
 def _merged(base: dict, overlay: dict) -> dict:
