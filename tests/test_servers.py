@@ -46,7 +46,8 @@ def test_a_stage_against_a_silent_server_exits_2_naming_it(silent_server, variab
     url = silent_server + ("/api" if variable == "PREFECT_API_URL" else "")
     env = {**os.environ, variable: url, "UBF_SERVER_TIMEOUT_S": "2", "PREFECT_HOME": str(tmp_path)}
     t0 = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "flows.validate", "--params", str(tmp_path / "params.yaml")],
+    # a valid params file: run_stage checks it first (tests/test_settings.py), then the servers
+    run = subprocess.run([sys.executable, "-m", "flows.validate", "--params", str(REPO / "params.yaml")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - t0
     assert run.returncode == 2, run.stderr[-2000:]
