@@ -10,6 +10,10 @@
             every other scene is its own), train on all the others and validate on it; the network's and VCA+FCLS's
             PSNR, SSIM, SAD°, RMSE on it, pooled, and the SAD° of each of its scenes; --k 3,5,8 repeats every
             split for each k (default: params' k), --hold salton-sea,samson only those held-out data sets
+  baselines no network: VCA+FCLS, least squares from the 3 input bands (order 1: 3 bands + offset; order 2) and the
+            mean training spectrum, pooled over the validation scenes and per scene, with and without the input
+            bands (the network's row is read from reports/unmixing.json's "baselines" when it is there); ablation
+            and crossdata print the same comparison under every setting, with the network
   bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
             (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
             (reports/unmixing.json) and to the scene's own VCA+FCLS (endmembers fitted to that scene itself)
@@ -17,7 +21,7 @@
 Every run trains from the same seed; speed, ablation and bound validate on params unmixing.validation_sources.
 
 Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
-       | crossdata [--epochs N] [--k 3,5,8] [--hold NAME,...] | bound
+       | crossdata [--epochs N] [--k 3,5,8] [--hold NAME,...] | baselines | bound
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from ubf_core.data.stores import open_store
 from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
-from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source
+from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSettings, fit_references,
+                                          fit_unmixing, validation_figures)
 from ubf_core.unmixing.figures import plot_abundance_histograms
 from ubf_core.unmixing.inference import encode
 from ubf_core.unmixing.inputs import InputSpace, three_band
@@ -99,11 +104,61 @@ def figures(fitted) -> str:
             f"{v['vca_fcls_rmse']:.4f}")
 
 
+def comparison_lines(compared: dict, indent: str = "    ") -> list[str]:
+    """The compared models' pooled validation figures (PSNR, SSIM, SAD°, RMSE), all bands | without the input
+    bands, one line each: the rows the baselines add to the network's and VCA+FCLS's."""
+    bands = compared.get("input_bands") or {}
+    what = (f"without bands {','.join(map(str, bands.get('indices', [])))}" if bands.get("excluded")
+            else "rendered inputs: no band left out")
+    lines = [f"{indent}pooled: model                            PSNR dB  SSIM   SAD°   RMSE    | "
+             f"{what}: PSNR dB  SAD°"]
+    for who in COMPARED:
+        if who in compared:
+            p, q = compared[who]["pooled"], compared[who]["pooled_without_inputs"]
+            lines.append(f"{indent}        {BASELINE_NAMES.get(who, who):<32} {p['psnr']:7.2f}  {p['ssim']:.3f}  "
+                         f"{p['sad_deg']:5.2f}  {p['rmse']:.4f}  | {q['psnr']:7.2f}  {q['sad_deg']:5.2f}")
+    return lines
+
+
 def scene_sads(fitted, y: np.ndarray, is_val: np.ndarray, sources: np.ndarray) -> str:
-    """'network / VCA+FCLS: <scene> <SAD°> / <SAD°>, …' for every validation scene."""
-    by_source = validation_by_source(fitted, y, is_val, sources)
-    return "network / VCA+FCLS: " + ", ".join(
-        f"{src} {f['network']['sad_deg']:.2f} / {f['vca_fcls']['sad_deg']:.2f}" for src, f in sorted(by_source.items()))
+    """'network / VCA+FCLS / LS1 / LS2 / mean: <scene> <SAD°> / …, …' for every validation scene, then the pooled
+    comparison of all of them (:func:`comparison_lines`)."""
+    by_source, compared = validation_figures(fitted, y, is_val, sources)
+    who = [w for w in COMPARED if w in compared]
+    short = {"network": "network", "vca_fcls": "VCA+FCLS", "least_squares_1": "LS1", "least_squares_2": "LS2",
+             "mean_spectrum": "mean"}
+    return (" / ".join(short[w] for w in who) + ": " + ", ".join(
+        f"{src} " + " / ".join(f"{f[w]['sad_deg']:.2f}" for w in who) for src, f in sorted(by_source.items()))
+            + "\n" + "\n".join(comparison_lines(compared)))
+
+
+def baselines(args) -> None:
+    """The references without the network (no training): VCA+FCLS, least squares, the mean spectrum."""
+    params, y, wl, is_val, rgb, sources = load(args.params)
+    s = UnmixingSettings.from_params(params["unmixing"], int(params.get("seed", 0)))
+    response = (load_cie1931(args.params.resolve().parent / "data/spectra/ciexyz31_1.csv")
+                if s.three_band == "render" else None)
+    t0 = time.perf_counter()
+    fitted = fit_references(y, wl, is_val, rgb[:512], s, seed=int(params.get("seed", 0)), response=response)
+    by_source, compared = validation_figures(fitted, y, is_val, sources, wavelengths_nm=wl)
+    took = time.perf_counter() - t0
+    report = args.params.resolve().parent / params["unmixing"]["metrics"]
+    network = (json.loads(report.read_text()).get("baselines") or {}).get("network") if report.exists() else None
+    if network:
+        compared = {"network": network, **compared}
+    print(f"# unmixing baselines — {s.input_space}/{s.three_band} {list(s.band_wavelengths_nm)} nm, k {s.k}, "
+          f"{machine()}, {took:.0f} s")
+    print(f"# train: {sorted({str(v) for v in sources[~is_val]})} ({int((~is_val).sum())} patches); "
+          f"validate: {sorted({str(v) for v in sources[is_val]})} ({int(is_val.sum())} patches)"
+          + ("" if network else "; no network row (reports/unmixing.json has no baselines entry)"))
+    print("\n".join(comparison_lines(compared, indent="")))
+    print("per scene: PSNR dB / SAD° (all bands | without the input bands)")
+    for src in sorted(by_source):
+        print(f"  {src:<15} " + "  ".join(
+            f"{w}: {compared[w]['per_scene'][src]['psnr']:.2f}/{compared[w]['per_scene'][src]['sad_deg']:.2f} | "
+            f"{compared[w]['per_scene_without_inputs'][src]['psnr']:.2f}/"
+            f"{compared[w]['per_scene_without_inputs'][src]['sad_deg']:.2f}"
+            for w in COMPARED if w in compared and src in compared[w].get("per_scene", {})))
 
 
 def ablation(args) -> None:
@@ -184,8 +239,7 @@ def crossdata(args) -> None:
             took = time.perf_counter() - t0
             print(f"{held:<15} {k:>2} {int(is_val.sum()):>8}  {figures(fitted)} | "
                   f"{fitted.result.best_epoch:>2}/{len(fitted.result.history):<3} {took:4.0f}", flush=True)
-            if len(set(sources[is_val])) > 1:
-                print("    SAD° per scene, " + scene_sads(fitted, y, is_val, sources), flush=True)
+            print("    SAD° per scene, " + scene_sads(fitted, y, is_val, sources), flush=True)
 
 
 def bound(args) -> None:
@@ -233,7 +287,7 @@ def k_list(text: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "bound"])
+    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "baselines", "bound"])
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
@@ -247,6 +301,8 @@ def main() -> None:
         speed(args)
     elif args.what == "bound":
         bound(args)
+    elif args.what == "baselines":
+        baselines(args)
     elif args.what == "crossdata":
         crossdata(args)
     else:

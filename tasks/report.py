@@ -122,6 +122,35 @@ def add_realism(r: Report, metrics: dict, figures: Path) -> None:
             r.image(figures / name, f"{caption}. {what[0].upper() + what[1:]}.")
 
 
+UNMIXING_ROWS = {"least_squares_1": "least squares, 3 bands + offset", "least_squares_2": "least squares, 2nd order",
+                 "mean_spectrum": "mean training spectrum"}
+
+
+def add_unmixing_table(r: Report, network: dict, unmixing: dict) -> None:
+    """The network, VCA+FCLS and the baselines from the network's 3 inputs (reports/unmixing.json ``baselines``),
+    pooled over the validation scenes; PSNR and SAD° without the input bands in two more columns."""
+    compared = unmixing.get("baselines") or {}
+    rows = [{"model": "network", **{k.removeprefix("val_"): v for k, v in network.items()}},
+            {"model": "VCA+FCLS (all bands)",
+             **{k.removeprefix("vca_fcls_"): v for k, v in (unmixing.get("vca_fcls") or {}).items()}}]
+    rows += [{"model": label, **compared[name]["pooled"]} for name, label in UNMIXING_ROWS.items() if name in compared]
+    if compared:
+        for row, name in zip(rows, ["network", "vca_fcls", *(n for n in UNMIXING_ROWS if n in compared)]):
+            without = (compared.get(name) or {}).get("pooled_without_inputs") or {}
+            row["psnr w/o input bands"] = without.get("psnr")
+            row["sad_deg w/o input bands"] = without.get("sad_deg")
+    r.table(rows)
+    if compared:
+        bands = compared.get("input_bands") or {}
+        r.text("Pooled over the validation scenes' patches. Least squares (features 1, b1..b3; 2nd order adds their "
+               "squares and products) and the mean spectrum are fitted on the training scenes' pixels and see the "
+               "network's own 3 inputs. PSNR caps each band at 100 dB; " + (
+                   f"w/o input bands: the {len(bands.get('indices', []))} selected input bands"
+                   + (f" ({', '.join(f'{w:g}' for w in bands['wavelengths_nm'])} nm)" if bands.get("wavelengths_nm")
+                      else "") + " left out, which least squares reproduces exactly." if bands.get("excluded") else
+                   "the inputs are rendered, not bands of the cube, so w/o input bands equals all bands."), note=True)
+
+
 def build_report(params: dict) -> Report:
     """Assemble the report from what the stages wrote: reports/*.json, the evaluation figures, store provenance."""
     ev, stores = section(params, "evaluation"), section(params, "stores")
@@ -172,9 +201,7 @@ def build_report(params: dict) -> Report:
     rec = metrics.get("reconstruction") or unmixing.get("network")
     if rec:
         r.heading("Unmixing reconstruction (validation scenes, from 3 bands)")
-        r.table([{"model": "network", **{k.removeprefix("val_"): v for k, v in rec.items()}},
-                 {"model": "VCA+FCLS (all bands)",
-                  **{k.removeprefix("vca_fcls_"): v for k, v in (unmixing.get("vca_fcls") or {}).items()}}])
+        add_unmixing_table(r, rec, unmixing)
 
     r.heading("Downstream classification")
     if cls_table.is_file():

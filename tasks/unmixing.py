@@ -1,5 +1,6 @@
-"""Prefect tasks of the unmixing stages: train the network (with the VCA+FCLS baseline beside it) and log and
-register it in MLflow; infer abundances of the RGB and HSI stores with a registered model."""
+"""Prefect tasks of the unmixing stages: train the network (with VCA+FCLS, least squares from its 3 input bands and
+the mean training spectrum beside it) and log and register it in MLflow; infer abundances of the RGB and HSI stores
+with a registered model."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ubf_core.devices import resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_camera_response, load_cie1931
-from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, validation_by_source
+from ubf_core.unmixing.experiment import COMPARED, UnmixingSettings, fit_unmixing, validation_figures
 from ubf_core.unmixing.figures import abundance_mosaic, plot_abundance_histograms, plot_endmembers, rgb_pairs
 from ubf_core.unmixing.inference import check_store, encode, hsi_inputs, rgb_inputs
 from ubf_core.unmixing.inputs import three_band
@@ -121,9 +122,15 @@ def train_unmixing_task(params: dict) -> dict:
         mlflow.log_param("rgb_to_hsi_scale", fitted.space.rgb_to_hsi_scale)
         mlflow.log_metrics(baseline)
         mlflow.log_metrics({f"best_{k_}": v for k_, v in final.items()})
-        by_source = validation_by_source(fitted, y, is_val, sources)
+        by_source, compared = validation_figures(fitted, y, is_val, sources, wavelengths_nm=wl)
         mlflow.log_metrics({f"{who}_{src}_{name}": v for src, rec in by_source.items()
-                            for who in ("network", "vca_fcls") for name, v in rec[who].items()})
+                            for who in COMPARED if who in rec for name, v in rec[who].items()})
+        mlflow.log_metrics({f"{who}_{src}_without_inputs_{name}": v for who in COMPARED if who in compared
+                            for src, rec in compared[who]["per_scene_without_inputs"].items()
+                            for name, v in rec.items()})
+        mlflow.log_metrics({f"pooled_{who}{part}_{name}": v for who in COMPARED if who in compared
+                            for part, key in (("", "pooled"), ("_without_inputs", "pooled_without_inputs"))
+                            for name, v in compared[who][key].items()})
         # what the input space does: abundances of RGB images vs those of the training HSIs
         a_rgb = encode(model, fitted.space.from_rgb(rgb), 64, progress=False)
         a_hsi = encode(model, fitted.x[~is_val], 64, progress=False)
@@ -160,7 +167,13 @@ def train_unmixing_task(params: dict) -> dict:
         log.info("validation scene %s (%d patches): network PSNR %.2f dB, SAD %.2f°; VCA+FCLS PSNR %.2f dB, "
                  "SAD %.2f°", src, rec["patches"], rec["network"]["psnr"], rec["network"]["sad_deg"],
                  rec["vca_fcls"]["psnr"], rec["vca_fcls"]["sad_deg"])
+    for who in COMPARED:
+        if who in compared:
+            p, q = compared[who]["pooled"], compared[who]["pooled_without_inputs"]
+            log.info("validation pooled, %s: PSNR %.2f dB, SAD %.2f° (without the input bands %.2f dB, %.2f°)", who,
+                     p["psnr"], p["sad_deg"], q["psnr"], q["sad_deg"])
     metrics = {"network": final, "vca_fcls": baseline, "validation_by_source": by_source,
+               "baselines": compared,
                "best_epoch": result.best_epoch,
                "epochs_run": len(result.history), "rgb_vs_hsi_abundance_hist_distance": hist_distance,
                "model_version": reg["version"], "champion_version": reg["champion_version"],

@@ -292,3 +292,37 @@ def test_headline_figures_read_the_metrics_json_the_evaluate_stage_writes():
     assert got["hsi_psd_ratio"] == pytest.approx(realism["hsi"]["ddpm"]["psd_distance"]
                                                  / realism["hsi"]["real_vs_real"]["psd_distance"])
     assert got["cas"] == realism["class_fidelity"]["ddpm"]["cas"]
+
+
+def test_report_shows_the_unmixing_baselines_as_rows(tmp_path):
+    """reports/unmixing.json's baselines: rows of the unmixing table, with the figures without the input bands."""
+    from tasks.report import build_report
+
+    project = _project(tmp_path, {}, pictures=False)
+    fig = {"rmse": 0.01, "psnr": 48.52, "ssim": 0.99, "sad_deg": 4.01, "ergas": 5.0}
+    unmixing = {"network": {"val_loss": 0.02, "val_rmse": 0.023, "val_psnr": 32.92, "val_ssim": 0.947,
+                            "val_sad_deg": 5.17, "val_ergas": 22.5},
+                "vca_fcls": {"vca_fcls_rmse": 0.058, "vca_fcls_psnr": 26.09, "vca_fcls_ssim": 0.776,
+                             "vca_fcls_sad_deg": 10.96, "vca_fcls_ergas": 58.2},
+                "baselines": {"input_bands": {"indices": [49, 29, 10], "excluded": True,
+                                              "wavelengths_nm": [651.4, 548.0, 449.7]},
+                              **{name: {"pooled": {**fig, "psnr": p}, "pooled_without_inputs": {**fig, "psnr": q}}
+                                 for name, p, q in (("network", 32.92, 32.91), ("vca_fcls", 26.09, 26.11),
+                                                    ("least_squares_1", 48.52, 45.76),
+                                                    ("least_squares_2", 47.77, 44.98),
+                                                    ("mean_spectrum", 23.89, 23.9))}}}
+    (tmp_path / "reports" / "unmixing.json").write_text(json.dumps(unmixing))
+    html = build_report(project).html()
+    part = html[html.index("Unmixing reconstruction"):html.index("Downstream classification")]
+    assert "<th>psnr w/o input bands</th>" in part and "<th>sad_deg w/o input bands</th>" in part
+    rows = part.split("<tr>")[2:]
+    assert [r.split("</td>")[0].removeprefix("<td>") for r in rows] == [
+        "network", "VCA+FCLS (all bands)", "least squares, 3 bands + offset", "least squares, 2nd order",
+        "mean training spectrum"]
+    assert "<td>48.52</td>" in rows[2] and "<td>45.76</td>" in rows[2] and "<td>32.91</td>" in rows[0]
+    assert "651.4, 548, 449.7 nm" in part
+    # an unmixing.json written before the baselines: the two rows as before, no empty columns
+    (tmp_path / "reports" / "unmixing.json").write_text(json.dumps({k: unmixing[k] for k in ("network", "vca_fcls")}))
+    part = build_report(project).html()
+    part = part[part.index("Unmixing reconstruction"):part.index("Downstream classification")]
+    assert part.count("<tr>") == 3 and "w/o input bands" not in part

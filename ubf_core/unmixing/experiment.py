@@ -1,4 +1,7 @@
-"""One unmixing experiment from arrays: settings → the VCA+FCLS baseline, the trained network, its input space.
+"""One unmixing experiment from arrays: settings → the baselines, the trained network, its input space.
+
+Baselines beside the network: VCA+FCLS (all bands in, :mod:`ubf_core.unmixing.baseline`), and from the network's own
+three inputs least squares of order 1 and 2 and the constant mean spectrum (:mod:`ubf_core.unmixing.regression`).
 
 This is the stage's science without its bookkeeping: the Prefect task loads the stores, calls
 :func:`fit_unmixing` and logs the result to MLflow; the benchmarks call it once per setting (input space, k).
@@ -16,11 +19,17 @@ import xarray as xr
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics.reconstruction import reconstruction_report
-from ubf_core.unmixing.inputs import InputSpace, three_band
+from ubf_core.unmixing.inputs import InputSpace, band_indices, three_band
 from ubf_core.unmixing.losses import UnmixingLoss
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.training import TrainConfig, TrainResult, train_unmixing
 from ubf_core.unmixing.baseline import fcls, vca_fcls
+from ubf_core.unmixing.regression import fit_band_regression, fit_mean_spectrum, patches, pixels
+
+# the models compared on the validation scenes, in report order; the last three see only the network's inputs
+COMPARED = ("network", "vca_fcls", "least_squares_1", "least_squares_2", "mean_spectrum")
+BASELINE_NAMES = {"vca_fcls": "VCA+FCLS (all bands)", "least_squares_1": "least squares, 3 bands + offset",
+                  "least_squares_2": "least squares, 2nd order", "mean_spectrum": "mean training spectrum"}
 
 
 @dataclass
@@ -71,12 +80,14 @@ class UnmixingSettings:
 class FittedUnmixing:
     """A trained network with what produced it and how it scored."""
 
-    model: UnmixingNet
-    result: TrainResult
+    model: UnmixingNet | None     # None: only the references (fit_references)
+    result: TrainResult | None
     space: InputSpace
     x: np.ndarray                 # encoder inputs of every patch (N, 3, H, W), in ``space``
     baseline: dict                # VCA+FCLS validation figures, keys vca_fcls_<metric>
     vca_endmembers: np.ndarray    # (C, k) reflectance
+    regressions: dict = field(default_factory=dict)   # least_squares_1, least_squares_2, mean_spectrum (fitted)
+    input_bands: np.ndarray | None = None              # indices of the selected input bands (None: rendered)
 
     @property
     def best(self) -> dict:
@@ -94,15 +105,26 @@ def baseline_vca_fcls(y_train: np.ndarray, y_val: np.ndarray, k: int, seed: int)
     return E, {f"vca_fcls_{name}": v for name, v in reconstruction_report(y_hat, y_val).items()}
 
 
-def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
-                 settings: UnmixingSettings, *, seed: int = 0, response: xr.DataArray | None = None,
-                 on_epoch: Callable[[int, dict], None] | None = None) -> FittedUnmixing:
-    """Fit the VCA+FCLS baseline and the network on the training patches, scored on the validation ones.
+def fit_regressions(x_train: np.ndarray, y_train: np.ndarray) -> dict:
+    """The baselines that see only the network's inputs, fitted on the training patches' pixels: encoder inputs
+    ``x_train`` (N, 3, H, W) and reflectance ``y_train`` (N, C, H, W) → ``{"least_squares_1": BandRegression,
+    "least_squares_2": BandRegression, "mean_spectrum": MeanSpectrum}``."""
+    b, y = pixels(x_train), pixels(y_train)
+    return {"least_squares_1": fit_band_regression(b, y, 1), "least_squares_2": fit_band_regression(b, y, 2),
+            "mean_spectrum": fit_mean_spectrum(y)}
 
-    ``y``: aligned reflectance (N, C, H, W); ``wavelengths_nm`` (C,); ``is_val`` (N,) bool; ``rgb_display``: a
-    sample of RGB patches (M, 3, H', W') in display sRGB [0, 1], used only to fit the input space's brightness
-    factor; ``response``: the spectral response when ``settings.three_band == "render"``.
-    """
+
+def predict_patches(model, x: np.ndarray) -> np.ndarray:
+    """A fitted regression or mean spectrum applied to encoder inputs (N, 3, H, W) → reflectance (N, C, H, W)."""
+    n, _, h, w = x.shape
+    return patches(model.predict(pixels(x)), n, h, w)
+
+
+def fit_references(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
+                   settings: UnmixingSettings, *, seed: int = 0,
+                   response: xr.DataArray | None = None) -> FittedUnmixing:
+    """Everything of :func:`fit_unmixing` but the network (``model`` and ``result`` are None): the encoder inputs
+    in their input space, VCA+FCLS and the regressions from the inputs, fitted on the training patches."""
     is_val = np.asarray(is_val, dtype=bool)
     if not is_val.any() or is_val.all():
         raise UBFInputError("unmixing", "the validation set must hold some but not all patches")
@@ -110,9 +132,28 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
     space = InputSpace.fit(settings.input_space, x_lin[~is_val], rgb_display)
     x = space.from_hsi(x_lin)
     E_vca, baseline = baseline_vca_fcls(y[~is_val], y[is_val], settings.k, seed)
+    regressions = fit_regressions(x[~is_val], y[~is_val])   # no random numbers: the network's training is unchanged
+    input_bands = (band_indices(wavelengths_nm, settings.band_wavelengths_nm) if settings.three_band == "select"
+                   else None)
+    return FittedUnmixing(None, None, space, x, baseline, E_vca, regressions, input_bands)
+
+
+def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
+                 settings: UnmixingSettings, *, seed: int = 0, response: xr.DataArray | None = None,
+                 on_epoch: Callable[[int, dict], None] | None = None) -> FittedUnmixing:
+    """Fit the baselines (:func:`fit_references`) and the network on the training patches, scored on the
+    validation ones.
+
+    ``y``: aligned reflectance (N, C, H, W); ``wavelengths_nm`` (C,); ``is_val`` (N,) bool; ``rgb_display``: a
+    sample of RGB patches (M, 3, H', W') in display sRGB [0, 1], used only to fit the input space's brightness
+    factor; ``response``: the spectral response when ``settings.three_band == "render"``.
+    """
+    is_val = np.asarray(is_val, dtype=bool)
+    fitted = fit_references(y, wavelengths_nm, is_val, rgb_display, settings, seed=seed, response=response)
+    x, space = fitted.x, fitted.space
 
     torch.manual_seed(seed)
-    init = torch.as_tensor(E_vca, dtype=torch.float32) if settings.init_endmembers == "vca" else None
+    init = torch.as_tensor(fitted.vca_endmembers, dtype=torch.float32) if settings.init_endmembers == "vca" else None
     model = UnmixingNet(settings.k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
                         nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init)
     cfg = TrainConfig(**{**settings.train.__dict__, "seed": seed})
@@ -122,32 +163,100 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
     model.meta = {"wavelength_nm": [float(v) for v in wavelengths_nm], "input_space": space.to_dict(),
                   "three_band": settings.three_band, "band_wavelengths_nm": list(settings.band_wavelengths_nm),
                   "render_response": settings.render_response}
-    return FittedUnmixing(model, result, space, x, baseline, E_vca)
+    fitted.model, fitted.result = model, result
+    return fitted
+
+
+def _reconstructions(fitted: FittedUnmixing, y_src: np.ndarray, x_src: np.ndarray,
+                     batch_size: int) -> dict[str, np.ndarray]:
+    """Every compared model's reconstruction (N, C, H, W) of the patches ``y_src`` (network and regressions from
+    their encoder inputs ``x_src``, VCA+FCLS from the full spectra)."""
+    out = {}
+    if fitted.model is not None:
+        model = fitted.model.cpu().eval()
+        with torch.no_grad():
+            out["network"] = np.concatenate([model(torch.as_tensor(x_src[i:i + batch_size]))[1].numpy()
+                                             for i in range(0, len(x_src), batch_size)])
+    E = fitted.vca_endmembers
+    n, c, h, w = y_src.shape
+    a = fcls(y_src.transpose(1, 0, 2, 3).reshape(c, -1), E)
+    out["vca_fcls"] = (E @ a).reshape(c, n, h, w).transpose(1, 0, 2, 3)
+    for name, reg in fitted.regressions.items():
+        out[name] = predict_patches(reg, x_src)
+    return out
+
+
+def input_bands_note(fitted: FittedUnmixing, wavelengths_nm: np.ndarray | None = None) -> dict:
+    """What "without the input bands" leaves out: the selected bands' indices (and wavelengths), or nothing when
+    the inputs are rendered (no band is an input then, so those figures equal the all-band ones)."""
+    if fitted.input_bands is None:
+        return {"indices": [], "excluded": False,
+                "note": "three_band: render: no input is a band of the cube, so the figures without the input bands "
+                        "are those with all bands"}
+    rec = {"indices": [int(i) for i in fitted.input_bands], "excluded": True,
+           "note": "three_band: select: the input bands are left out of the *_without_inputs figures (least squares "
+                   "reproduces them exactly, each band's PSNR is capped at 100 dB)"}
+    if wavelengths_nm is not None:
+        rec["wavelengths_nm"] = [float(wavelengths_nm[i]) for i in fitted.input_bands]
+    return rec
+
+
+def validation_figures(fitted: FittedUnmixing, y: np.ndarray, is_val: np.ndarray, sources: np.ndarray,
+                       batch_size: int = 64, wavelengths_nm: np.ndarray | None = None) -> tuple[dict, dict]:
+    """The validation figures of every compared model (:data:`COMPARED`; the network only when ``fitted.model``
+    is set), scene by scene and pooled.
+
+    Returns ``(by_source, comparison)``: ``by_source`` is :func:`validation_by_source`'s result; ``comparison`` is
+    ``{"input_bands": input_bands_note(...), <model>: {"pooled", "pooled_without_inputs", "per_scene",
+    "per_scene_without_inputs"}}`` with :func:`~ubf_core.metrics.reconstruction.reconstruction_report` dicts
+    (per scene keyed by scene name). Pooled: over all validation patches at once. Without inputs: the selected
+    input bands (``fitted.input_bands``) dropped from both reconstruction and reference; with rendered inputs none
+    is dropped.
+    """
+    is_val = np.asarray(is_val, dtype=bool)
+    sources = np.asarray(sources).astype(str)
+    names = [n for n in COMPARED if (n == "network" and fitted.model is not None) or n == "vca_fcls"
+             or n in fitted.regressions]
+    c = y.shape[1]
+    keep = np.setdiff1d(np.arange(c), [] if fitted.input_bands is None else fitted.input_bands)
+    by_source: dict[str, dict] = {}
+    comparison: dict = {"input_bands": input_bands_note(fitted, wavelengths_nm)}
+    for name in names:
+        comparison[name] = {"per_scene": {}, "per_scene_without_inputs": {}}
+    pooled: dict[str, list] = {name: [] for name in names}
+    refs = []
+    for source in sorted(set(sources[is_val])):
+        pick = is_val & (sources == source)
+        y_src = y[pick]
+        rec = _reconstructions(fitted, y_src, fitted.x[pick], batch_size)
+        by_source[source] = {"patches": int(len(y_src))}
+        for name in names:
+            by_source[source][name] = reconstruction_report(rec[name], y_src)
+            comparison[name]["per_scene"][source] = by_source[source][name]
+            comparison[name]["per_scene_without_inputs"][source] = (
+                reconstruction_report(rec[name][:, keep], y_src[:, keep]) if len(keep) < c
+                else dict(by_source[source][name]))
+            pooled[name].append(rec[name])
+        refs.append(y_src)
+    y_val = np.concatenate(refs)
+    for name in names:
+        y_hat = np.concatenate(pooled[name])
+        comparison[name]["pooled"] = reconstruction_report(y_hat, y_val)
+        comparison[name]["pooled_without_inputs"] = (reconstruction_report(y_hat[:, keep], y_val[:, keep])
+                                                     if len(keep) < c else dict(comparison[name]["pooled"]))
+    return by_source, comparison
 
 
 def validation_by_source(fitted: FittedUnmixing, y: np.ndarray, is_val: np.ndarray, sources: np.ndarray,
                          batch_size: int = 64) -> dict[str, dict]:
-    """The validation figures scene by scene: ``{source: {"patches": n, "network": {...}, "vca_fcls": {...}}}``
-    with :func:`ubf_core.metrics.reconstruction.reconstruction_report` keys (rmse, psnr, ssim, sad_deg, ergas).
+    """The validation figures scene by scene: ``{source: {"patches": n, "network": {...}, "vca_fcls": {...},
+    "least_squares_1": {...}, "least_squares_2": {...}, "mean_spectrum": {...}}}`` with
+    :func:`ubf_core.metrics.reconstruction.reconstruction_report` keys (rmse, psnr, ssim, sad_deg, ergas), all bands.
 
     ``y``: the reflectance (N, C, H, W) ``fitted`` was trained on; ``is_val`` (N,) bool; ``sources`` (N,) scene
-    names. The network reconstructs from its own inputs ``fitted.x`` (float32, on the CPU); VCA+FCLS unmixes
-    each scene's full spectra with the training scenes' VCA endmembers.
+    names. The network and the regressions (those in ``fitted.regressions``) reconstruct from the network's own
+    inputs ``fitted.x`` (float32, on the CPU); VCA+FCLS unmixes each scene's full spectra with the training
+    scenes' VCA endmembers. :func:`validation_figures` has these and the pooled figures, with and without the
+    input bands.
     """
-    is_val = np.asarray(is_val, dtype=bool)
-    sources = np.asarray(sources).astype(str)
-    model = fitted.model.cpu().eval()
-    E = fitted.vca_endmembers
-    out: dict[str, dict] = {}
-    for source in sorted(set(sources[is_val])):
-        pick = is_val & (sources == source)
-        y_src, x_src = y[pick], fitted.x[pick]
-        with torch.no_grad():
-            y_hat = np.concatenate([model(torch.as_tensor(x_src[i:i + batch_size]))[1].numpy()
-                                    for i in range(0, len(x_src), batch_size)])
-        n, c, h, w = y_src.shape
-        a = fcls(y_src.transpose(1, 0, 2, 3).reshape(c, -1), E)
-        y_vca = (E @ a).reshape(c, n, h, w).transpose(1, 0, 2, 3)
-        out[source] = {"patches": int(n), "network": reconstruction_report(y_hat, y_src),
-                       "vca_fcls": reconstruction_report(y_vca, y_src)}
-    return out
+    return validation_figures(fitted, y, is_val, sources, batch_size)[0]
