@@ -67,10 +67,12 @@ class Judge:
 
 
 def show(rows: dict[str, dict], extra: str = "") -> None:
-    print(f"{'set':28s}" + "".join(f"{c:>10s}" for c in COLUMNS) + (f"{extra:>10s}" if extra else ""))
+    columns = COLUMNS + ([extra] if extra else [])
+    widths = [max(10, len(c) + 2) for c in columns]
+    print(f"{'set':28s}" + "".join(f"{c:>{w}s}" for c, w in zip(columns, widths)))
     for name, row in rows.items():
-        cells = "".join(f"{row[c]:10.3f}" if c in row else f"{'—':>10s}" for c in COLUMNS)
-        print(f"{name:28s}{cells}" + (f"{row[extra]:10.3f}" if extra and extra in row else ""))
+        print(f"{name:28s}" + "".join(f"{row[c]:{w}.3f}" if c in row else f"{'—':>{w}s}"
+                                      for c, w in zip(columns, widths)))
 
 
 def controls(args) -> None:
