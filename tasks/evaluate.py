@@ -124,8 +124,8 @@ def judged_generator(params: dict, attrs: dict) -> tuple[str, int, str]:
 def evaluate_task(params: dict) -> dict:
     """Judge the synthetic store against held-out real patches, with baselines computed in the same run: the real
     training patches themselves (reference), each other generator trained here, and the pixel GMM. Writes
-    catalogue ``evaluation_metrics`` (a DVC metric), figures under ``evaluation_figures`` and an MLflow run, and tags the
-    registered generator version it judged (:func:`judged_generator`) with its headline realism figures
+    catalogue ``evaluation_metrics`` (a DVC metric), figures under ``evaluation_figures`` and an MLflow run, and tags
+    the registered generator version it judged (:func:`judged_generator`) with its headline realism figures
     (``eval.c2st``, ``eval.psd_ratio``, ``eval.cas``, …; see
     :func:`ubf_core.evaluation.realism_suite.headline_figures`)."""
     import mlflow

@@ -100,12 +100,13 @@ def generator_trained_on(params: dict, labels: list, classes: list[str] | None, 
     g = section(params, "generator")
     n_hsi = sum(1 for lab in labels if lab is None)
     held = ", ".join(map(str, params.get("heldout_sources") or [])) or "none"
+    stores = {name: relative(params, dataset_path(params, name)) for name in ("abundance_rgb", "abundance_hsi")}
     out = {"source": str(g["source"])}
     if n_hsi < len(labels):
-        out["RGB abundances"] = (f"{relative(params, dataset_path(params, 'abundance_rgb'))} ({len(labels) - n_hsi} maps; "
+        out["RGB abundances"] = (f"{stores['abundance_rgb']} ({len(labels) - n_hsi} maps; "
                                  f"{int(params['heldout_rgb_per_class'])} images per class held out)")
     if n_hsi:
-        out["HSI abundances"] = f"{relative(params, dataset_path(params, 'abundance_hsi'))} ({n_hsi} maps; held-out scenes left out: {held})"
+        out["HSI abundances"] = f"{stores['abundance_hsi']} ({n_hsi} maps; held-out scenes left out: {held})"
     out["classes"] = f"{len(classes)} ({', '.join(classes)})" if classes else "none (unconditional)"
     out["unmixing model version"] = str(unmixing_version or "?")
     return out
