@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pytest
 import yaml
 
@@ -110,3 +111,30 @@ def test_an_unknown_name_is_one_line_with_the_close_name(catalog):
 def test_a_malformed_entry_is_one_line(entry, expected):
     with pytest.raises(UBFInputError, match=expected):
         Catalog.from_dict({"a": entry}, REPO)
+
+
+def test_zarr_dims_match_the_stores_the_code_writes(tmp_path, catalog):
+    """The abundance, endmember and synthesis stores as ubf_core writes them have the dims the catalogue gives
+    (the HSI and RGB stores, written from per-scene parts by the prepare stages, are not checked here)."""
+    import xarray as xr
+
+    from ubf_core.data.stores import open_store, write_store
+    from ubf_core.synthesis.job import SynthesisJob
+    from ubf_core.synthesis.store import create_store
+    from ubf_core.unmixing.abundance_store import abundance_dataset, endmember_dataset
+
+    wl = np.linspace(400, 700, 4)
+    like = xr.Dataset(coords={"source": ("patch", np.array(["a", "b"]))})
+    written = {
+        "abundance_hsi": write_store(abundance_dataset(np.zeros((2, 3, 4, 4)), like, {}), tmp_path / "a.zarr"),
+        "endmembers": write_store(endmember_dataset(np.zeros((4, 3)), wl, {}), tmp_path / "e.zarr", dim="endmember"),
+    }
+    job = SynthesisJob(labels=np.array(["", ""]), seed=0, size=(4, 4), endmembers=np.zeros((4, 3)),
+                       wavelengths_nm=wl)
+    create_store(tmp_path / "s.zarr", job, block_size=2, k=3, attrs={})
+    written["synthetic"] = tmp_path / "s.zarr"
+    for name, path in written.items():
+        ds = open_store(path)
+        assert {var: ds[var].dims for var in catalog.dims(name)} == catalog.dims(name), name
+    for same_as, name in (("abundance_hsi", "abundance_rgb"), ("synthetic", "synthetic_classify")):
+        assert catalog.dims(name) == catalog.dims(same_as)
