@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ubf_core.catalog import CATALOG_FILE, Catalog
 from ubf_core.config import load_params
 from ubf_core.data.stores import open_store
 from ubf_core.metrics.distribution import abundance_histogram_distance
@@ -53,12 +54,19 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 
 
+def dataset(params_path: Path, name: str) -> Path:
+    """Catalogue dataset ``name`` of the project whose params file is ``params_path`` (catalog.yaml beside it, else
+    the repository's; paths relative to the params file's folder, as the stages resolve them)."""
+    root = params_path.resolve().parent
+    own = root / CATALOG_FILE
+    return Catalog.load(own if own.is_file() else REPO / CATALOG_FILE, root=root).path(name)
+
+
 def load(params_path: Path):
     """(params, HSI reflectance (N, C, H, W), wavelengths, is-validation mask, RGB patches (M, 3, h, w))."""
     params = load_params(params_path)
-    root = params_path.resolve().parent
-    hsi = open_store(root / params["stores"]["hsi"])
-    rgb = open_store(root / params["stores"]["rgb"])
+    hsi = open_store(dataset(params_path, "hsi"))
+    rgb = open_store(dataset(params_path, "rgb"))
     sources = np.array([str(s) for s in hsi["source"].values])
     is_val = np.isin(sources, params["unmixing"]["validation_sources"])
     return params, hsi["reflectance"].values, hsi["wavelength"].values, is_val, rgb["rgb"].values, sources
@@ -142,7 +150,7 @@ def baselines(args) -> None:
     fitted = fit_references(y, wl, is_val, rgb[:512], s, seed=int(params.get("seed", 0)), response=response)
     by_source, compared = validation_figures(fitted, y, is_val, sources, wavelengths_nm=wl)
     took = time.perf_counter() - t0
-    report = args.params.resolve().parent / params["unmixing"]["metrics"]
+    report = dataset(args.params, "unmixing_metrics")
     network = (json.loads(report.read_text()).get("baselines") or {}).get("network") if report.exists() else None
     if network:
         compared = {"network": network, **compared}
@@ -258,7 +266,7 @@ def bound(args) -> None:
     E = model.endmembers().detach().double().numpy()  # (C, k) reflectance
     bias = model.decoder.bias
     b = np.zeros(len(E)) if bias is None else bias.detach().double().numpy()
-    report = root / params["unmixing"]["metrics"]
+    report = dataset(args.params, "unmixing_metrics")
     by_source = json.loads(report.read_text()).get("validation_by_source", {}) if report.exists() else {}
     print(f"# decoder bound — {uri}, k {E.shape[1]}, {machine()}")
     print("scene             pixels  network  FCLS(Ê)+b  FCLS(Ê)  own VCA+FCLS   (SAD°)")

@@ -5,7 +5,7 @@ import sys
 from prefect import flow
 
 from flows._entry import run_stage
-from tasks.classify import classify_task, synthesis_params, synthesis_plan
+from tasks.classify import SYNTHESIS_DATASETS, classify_task, synthesis_params, synthesis_plan
 from tasks.generator import synthesize_task
 from tasks.params import load_stage_params
 
@@ -21,7 +21,7 @@ def classify(params_path: str = "params.yaml") -> dict:
     """
     params = load_stage_params(params_path)
     plan = synthesis_plan(params)
-    synthesize_task(synthesis_params(params, plan))
+    synthesize_task(synthesis_params(params, plan), **SYNTHESIS_DATASETS)
     return classify_task(params, plan)
 
 

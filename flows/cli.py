@@ -57,7 +57,7 @@ def _run_flow(module: str, name: str, params_path: str) -> None:
 @click.option("--n", "n", type=int, help="number of HSIs [default: params synthesis.n]")
 @click.option("--class", "class_name", help="make all N of this class (one the generator was trained on) "
                                             "[default: params synthesis.class_mix]")
-@click.option("--out", help="output Zarr store [default: params synthesis.out]")
+@click.option("--out", help="output Zarr store [default: the synthetic store of catalog.yaml]")
 @click.option("--replace", is_flag=True, default=None, help="overwrite an existing store of another configuration")
 def synthesize_cmd(params_path: str, n: int | None, class_name: str | None, out: str | None,
                    replace: bool | None) -> None:

@@ -12,7 +12,7 @@ from tasks.unmixing import infer_abundance_task
 @flow(name="infer_abundance", log_prints=True)
 def infer_abundance(params_path: str = "params.yaml") -> dict:
     """Map the RGB and HSI stores into abundance space with the registered model unmixing.model_uri: write
-    stores.abundance_rgb, stores.abundance_hsi and stores.endmembers.
+    the catalogue datasets abundance_rgb, abundance_hsi and endmembers.
 
     Args:
         params_path: the params file (relative to the project folder) the stage reads its settings from.

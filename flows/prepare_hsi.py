@@ -1,4 +1,4 @@
-"""Stage prepare_hsi: scarce real HSIs → aligned reflectance patches (stores.hsi)."""
+"""Stage prepare_hsi: scarce real HSIs → aligned reflectance patches (catalogue: hsi)."""
 
 import sys
 
@@ -11,7 +11,7 @@ from tasks.prepare import prepare_hsi as prepare_hsi_task
 
 @flow(name="prepare_hsi", log_prints=True)
 def prepare_hsi(params_path: str = "params.yaml") -> dict:
-    """Read every scene of hsi.datasets, resample it to the target grid, patch it, write stores.hsi (Zarr).
+    """Read every scene of hsi.datasets, resample it to the target grid, patch it, write the hsi store (catalog.yaml).
 
     Args:
         params_path: the params file (relative to the project folder) the stage reads its settings from.

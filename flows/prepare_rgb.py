@@ -1,4 +1,4 @@
-"""Stage prepare_rgb: abundant RGB images → RGB patches with class labels (stores.rgb)."""
+"""Stage prepare_rgb: abundant RGB images → RGB patches with class labels (catalogue: rgb)."""
 
 import sys
 
@@ -11,7 +11,7 @@ from tasks.prepare import prepare_rgb as prepare_rgb_task
 
 @flow(name="prepare_rgb", log_prints=True)
 def prepare_rgb(params_path: str = "params.yaml") -> dict:
-    """List the RGB folder (class = sub-folder), cut every image into patches, write stores.rgb (Zarr).
+    """List the RGB folder (class = sub-folder), cut every image into patches, write the rgb store (catalog.yaml).
 
     Args:
         params_path: the params file (relative to the project folder) the stage reads its settings from.

@@ -13,14 +13,14 @@ from tasks.params import load_stage_params
 def synthesize(params_path: str = "params.yaml", n: int | None = None, class_name: str | None = None,
                out: str | None = None, replace: bool | None = None) -> dict:
     """Generate synthesis.n abundance maps (class mix from params, or n of one class), mix them with the
-    endmembers into stores.synthetic (resuming a stopped run), export the first samples as files.
+    endmembers into the synthetic store of catalog.yaml (resuming a stopped run), export the first samples as files.
 
     Args:
         params_path: the params file (relative to the project folder) every empty parameter comes from.
         n: how many HSIs; empty: synthesis.n of the params file.
         class_name: make all n of this class (one the generator was trained on); empty: the class mix
             synthesis.class_mix of the params file.
-        out: output Zarr store (relative to the params file); empty: synthesis.out of the params file.
+        out: output Zarr store (relative to the params file); empty: the synthetic store of catalog.yaml.
         replace: overwrite an existing store of another configuration at out; empty: synthesis.replace of the
             params file (false when absent).
     """

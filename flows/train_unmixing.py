@@ -11,7 +11,7 @@ from tasks.unmixing import train_unmixing_task
 
 @flow(name="train_unmixing", log_prints=True)
 def train_unmixing(params_path: str = "params.yaml") -> dict:
-    """Train the unmixing network on stores.hsi (validated on unmixing.validation_sources), log it to MLflow,
+    """Train the unmixing network on the hsi store (validated on unmixing.validation_sources), log it to MLflow,
     register the model (alias champion moves only to a better version), write reports/unmixing.json.
 
     Args:

@@ -11,7 +11,7 @@ from tasks.validate import DataValidationError, validate_store, write_preview, w
 
 @flow(name="validate", log_prints=True)
 def validate(params_path: str = "params.yaml") -> list[dict]:
-    """Check stores.hsi and stores.rgb; write the reports and a preview mosaic of each store; raise
+    """Check the hsi and rgb stores (catalog.yaml); write the reports and a preview mosaic of each store; raise
     DataValidationError when a check fails (the run fails; a stage command exits with status 1).
 
     Args:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 
-from tasks.params import relative, resolve, write_json
+from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import start_stage_run
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
@@ -27,7 +27,7 @@ def real_sets(params: dict):
 
     c = section(params, "classification")
     seed = int(params["seed"])
-    path = resolve(params, section(params, "stores")["hsi"])
+    path = dataset_path(params, "hsi")
     ds = open_store(path)
     sources = np.array([str(s) for s in ds["source"].values])
     mapping = c.get("scene_classes")
@@ -73,22 +73,26 @@ def synthesis_plan(params: dict) -> dict:
 
     c = section(params, "classification")
     train, _, _ = real_sets(params)
-    rgb = open_store(resolve(params, section(params, "stores")["abundance_rgb"]))
+    rgb = open_store(dataset_path(params, "abundance_rgb"))
     rgb_classes = [str(v) for v in rgb.attrs.get("classes", [])]
     feeds = map_rgb_classes(dict(c.get("rgb_to_hsi") or {}), rgb_classes, train.class_names)
     hsi_counts = class_balanced_counts(train.class_counts(), int(c["n_per_class"]), str(c["synthetic_mode"]))
     return {"rgb_counts": rgb_sample_counts(hsi_counts, feeds), "feeds": feeds, "hsi_counts": hsi_counts}
 
 
+# where the flow's synthesize task writes the classification's pool and its report (catalogue names)
+SYNTHESIS_DATASETS = {"dataset": "synthetic_classify", "report_dataset": "classification_synthesis_report"}
+
+
 def synthesis_params(params: dict, plan: dict) -> dict:
     """params for the synthesize task that write the classification's synthetic pool: N per RGB class from the
-    plan, into ``classification.synthetic_store``, no file export, its own report."""
-    c = section(params, "classification")
+    plan, no file export. The flow writes it into catalogue dataset ``synthetic_classify`` with its own report
+    (``classification_synthesis_report``): :data:`SYNTHESIS_DATASETS`."""
     out = copy.deepcopy(params)
     counts = {k: v for k, v in plan["rgb_counts"].items() if v > 0}
     s = out["synthesis"]
     s.update({"n": max(1, sum(counts.values())), "class_mix": counts or None, "replace": True,
-              "out": c["synthetic_store"], "export": {"n": 0}, "metrics": c["synthesis_report"]})
+              "export": {"n": 0}})
     return out
 
 
@@ -104,7 +108,7 @@ def classify_task(params: dict, plan: dict) -> dict:
     log = get_run_logger()
     c = section(params, "classification")
     train, test, test_scenes = real_sets(params)
-    store = resolve(params, c["synthetic_store"])
+    store = dataset_path(params, "synthetic_classify")
     syn = open_store(store)
     if not np.allclose(syn["wavelength"].values, train.wavelength, atol=0.01):
         raise UBFInputError(store, "wavelength grid differs from the HSI store's")
@@ -125,7 +129,7 @@ def classify_task(params: dict, plan: dict) -> dict:
               f"{', '.join(sorted(set(map(str, train.sources))))}); test: {test.class_counts()} from the held-out "
               f"scenes {', '.join(test_scenes)}; synthetic pool {len(synthetic)} samples from {relative(params, store)}"
               f" (generator v{syn.attrs.get('generator_version')}, unmixing v{syn.attrs.get('unmixing_version')}).\n\n")
-    table_path = resolve(params, c["table"])
+    table_path = dataset_path(params, "classification_table")
     table_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = table_path.with_name(f".{table_path.name}.tmp")
     tmp.write_text(header + table + "\n")
@@ -145,6 +149,6 @@ def classify_task(params: dict, plan: dict) -> dict:
     report = {"test_scenes": test_scenes, "real_train_counts": train.class_counts(),
               "test_counts": test.class_counts(), "n_synthetic": len(synthetic), "run_id": run_id,
               "summary": metrics}
-    write_json(resolve(params, c["metrics"]), report)
+    write_json(dataset_path(params, "classification_metrics"), report)
     log.info("classification table → %s", table_path)
     return report

@@ -10,7 +10,7 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from tasks.generator import generator_training_set, heldout_rgb_maps, load_endmembers
-from tasks.params import relative, resolve, write_json
+from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import configure_tracking, resolve_model_version, start_stage_run, tag_evaluation
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
@@ -21,7 +21,7 @@ from ubf_core.errors import UBFInputError
 def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The HSI store's patches split by scene: (train cubes (n, C, H, W), their source names, held-out cubes,
     wavelength (C,) nm). Held out: the scenes in ``heldout_sources`` (no generator saw them)."""
-    path = resolve(params, section(params, "stores")["hsi"])
+    path = dataset_path(params, "hsi")
     ds = open_store(path)
     heldout = [str(s) for s in params.get("heldout_sources") or []]
     sources = np.array([str(v) for v in ds["source"].values])
@@ -75,7 +75,7 @@ def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels
 
 def heldout_scene_names(params: dict) -> list[str]:
     """The source scene of every held-out HSI patch, in the order of :func:`real_split`'s held-out cubes."""
-    ds = open_store(resolve(params, section(params, "stores")["hsi"]))
+    ds = open_store(dataset_path(params, "hsi"))
     sources = [str(v) for v in ds["source"].values]
     heldout = {str(s) for s in params.get("heldout_sources") or []}
     return [s for s in sources if s in heldout]
@@ -124,8 +124,8 @@ def judged_generator(params: dict, attrs: dict) -> tuple[str, int, str]:
 def evaluate_task(params: dict) -> dict:
     """Judge the synthetic store against held-out real patches, with baselines computed in the same run: the real
     training patches themselves (reference), each other generator trained here, and the pixel GMM. Writes
-    ``evaluation.metrics`` (a DVC metric), figures under ``evaluation.figures`` and an MLflow run, and tags the
-    registered generator version it judged (:func:`judged_generator`) with its headline realism figures
+    catalogue ``evaluation_metrics`` (a DVC metric), figures under ``evaluation_figures`` and an MLflow run, and tags
+    the registered generator version it judged (:func:`judged_generator`) with its headline realism figures
     (``eval.c2st``, ``eval.psd_ratio``, ``eval.cas``, …; see
     :func:`ubf_core.evaluation.realism_suite.headline_figures`)."""
     import mlflow
@@ -144,7 +144,7 @@ def evaluate_task(params: dict) -> dict:
     train_real, train_sources, heldout, wl = real_split(params)
     heldout_sources = heldout_scene_names(params)
 
-    syn_path = resolve(params, section(params, "synthesis")["out"])
+    syn_path = dataset_path(params, "synthetic")
     syn = open_store(syn_path)
     if syn.sizes.get("sample", 0) == 0:
         raise UBFInputError(syn_path, "the synthetic store holds no samples")
@@ -158,7 +158,7 @@ def evaluate_task(params: dict) -> dict:
     judged = judged_generator(params, dict(syn.attrs))      # checked before any work: its tags get the figures
 
     E, e_wl, _ = load_endmembers(params)
-    check_grid(str(resolve(params, section(params, "stores")["endmembers"])), e_wl, wl)
+    check_grid(str(dataset_path(params, "endmembers")), e_wl, wl)
     maps, labels, classes = generator_training_set(params)
     registered = str(g["name"])
     rng = np.random.default_rng(seed)
@@ -196,7 +196,7 @@ def evaluate_task(params: dict) -> dict:
     realism_table, real_maps = realism(params, {n: c for n, c in candidates.items() if n != "real_train"}, maps,
                                        labels, heldout, train_real, want)
 
-    figures = resolve(params, ev["figures"])
+    figures = dataset_path(params, "evaluation_figures")
     figures.mkdir(parents=True, exist_ok=True)
     sets = {"real held-out": heldout, **{n: c.cubes for n, c in candidates.items()}}
     side_by_side(sets, wl, figures / "real_vs_synthetic.png")
@@ -209,7 +209,7 @@ def evaluate_task(params: dict) -> dict:
     realism_figures(figures, wl, E, heldout, heldout_sources, real_maps, want,
                     {n: c for n, c in candidates.items() if n != "real_train"})
 
-    unmixing_report = resolve(params, section(params, "unmixing")["metrics"])
+    unmixing_report = dataset_path(params, "unmixing_metrics")
     reconstruction = json.loads(unmixing_report.read_text()).get("network", {}) if unmixing_report.exists() else {}
     result = {"heldout_sources": [str(s) for s in params.get("heldout_sources") or []],
               "n_heldout": int(len(heldout)), "n_real_train": int(len(train_real)),
@@ -234,7 +234,7 @@ def evaluate_task(params: dict) -> dict:
             save_feature_net(net, Path(tmp) / "feature_net")
             mlflow.log_artifacts(str(Path(tmp) / "feature_net"), "feature_net")
         result["run_id"] = run.info.run_id
-    write_json(resolve(params, ev["metrics"]), result)
+    write_json(dataset_path(params, "evaluation_metrics"), result)
     tags = tag_evaluation(judged[0], judged[1], headline_figures(realism_table, registered), run.info.run_id)
     log.info("evaluate: %s version %d (found from %s) tagged %s", judged[0], judged[1], judged[2],
              ", ".join(f"{k} {v}" for k, v in tags.items()))

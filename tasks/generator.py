@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 
-from tasks.params import relative, resolve, write_json
+from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import (configure_tracking, describe_version, download_generator, load_registered_unmixing_model,
                             log_generator, register, resolve_model_version, start_stage_run, version_description,
                             write_registration)
@@ -24,7 +24,7 @@ from ubf_core.metrics.distribution import abundance_histogram_distance
 def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     """Endmembers (C, k) and their wavelengths (C,) nm, from the endmember store written by infer_abundance, with
     its provenance (the unmixing model version)."""
-    ds = open_store(resolve(params, section(params, "stores")["endmembers"]))
+    ds = open_store(dataset_path(params, "endmembers"))
     return ds["endmembers"].values.astype(np.float32), ds["wavelength"].values, dict(ds.attrs)
 
 
@@ -47,7 +47,7 @@ def _rgb_split(params: dict):
     images per class (drawn with the seed) are held out for evaluation."""
     from ubf_core.generators.training_data import heldout_images
 
-    ds = open_store(resolve(params, section(params, "stores")["abundance_rgb"]))
+    ds = open_store(dataset_path(params, "abundance_rgb"))
     out = heldout_images(ds["source"].values, ds["label"].values, int(params["heldout_rgb_per_class"]),
                          int(params["seed"]))
     return ds.isel(patch=np.flatnonzero(~out)), ds.isel(patch=np.flatnonzero(out))
@@ -66,10 +66,10 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     classification compare against them."""
     from ubf_core.generators.training_data import training_set
 
-    g, stores = section(params, "generator"), section(params, "stores")
+    g = section(params, "generator")
     source = str(g["source"])
     rgb = _rgb_split(params)[0] if source in ("rgb", "both") else None
-    hsi = open_store(resolve(params, stores["abundance_hsi"])) if source in ("hsi", "both") else None
+    hsi = open_store(dataset_path(params, "abundance_hsi")) if source in ("hsi", "both") else None
     if hsi is not None:
         keep = ~np.isin([str(v) for v in hsi["source"].values], [str(s) for s in params.get("heldout_sources") or []])
         hsi = hsi.isel(patch=np.flatnonzero(keep))
@@ -97,9 +97,10 @@ def generator_trained_on(params: dict, labels: list, classes: list[str] | None, 
     """What a train_generator run learned from, for the registered version's description: the abundance stores
     its maps came from (``labels``: one per map, None for an HSI map) with their counts, the classes it is
     conditioned on and the unmixing model version whose abundances they are."""
-    g, stores = section(params, "generator"), section(params, "stores")
+    g = section(params, "generator")
     n_hsi = sum(1 for lab in labels if lab is None)
     held = ", ".join(map(str, params.get("heldout_sources") or [])) or "none"
+    stores = {name: relative(params, dataset_path(params, name)) for name in ("abundance_rgb", "abundance_hsi")}
     out = {"source": str(g["source"])}
     if n_hsi < len(labels):
         out["RGB abundances"] = (f"{stores['abundance_rgb']} ({len(labels) - n_hsi} maps; "
@@ -162,7 +163,7 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     maps, labels, classes = generator_training_set(params)
     E, wl, e_attrs = load_endmembers(params)
     if E.shape[1] != maps.shape[1]:
-        raise UBFInputError(resolve(params, section(params, "stores")["endmembers"]),
+        raise UBFInputError(dataset_path(params, "endmembers"),
                             f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
     gen, started_from = initial_generator(params, str(g["name"]), maps, classes, E, wl, pretrain)
     t = dict(g["train"])
@@ -240,8 +241,8 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     metrics = {**quality, "steps": settings.steps, "n_maps": len(maps),
                "started_from": started_from or "scratch", "model_version": reg["version"],
                "champion_version": reg["champion_version"], "run_id": run.info.run_id}
-    write_json(resolve(params, g["metrics"]), metrics)
-    write_registration(resolve(params, section(params, "stores")["generator_model"]),
+    write_json(dataset_path(params, "generator_metrics"), metrics)
+    write_registration(dataset_path(params, "generator_model"),
                        model_name, reg, run.info.run_id)
     return metrics
 
@@ -329,9 +330,11 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
 
 @task(name="synthesize", tags=["cuda"])
 def synthesize_task(params: dict, n: int | None = None, class_name: str | None = None, out: str | None = None,
-                    replace: bool | None = None) -> dict:
+                    replace: bool | None = None, dataset: str = "synthetic",
+                    report_dataset: str = "synthesis_report") -> dict:
     """Sample N abundance maps with the registered generator, mix them with the unmixing model's endmembers and
-    write (or resume) the synthesis store; export the first samples as files. Arguments override params."""
+    write (or resume) the synthesis store; export the first samples as files. Arguments override params; the
+    store is catalogue dataset ``dataset`` (``out``: another path), its report ``report_dataset``."""
     from tqdm.auto import tqdm
 
     from ubf_core.generators import load_generator
@@ -343,7 +346,7 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
     models = resolve_synthesis_models(params, str(g["model_uri"]))
     n = int(s["n"]) if n is None else n
     class_mix = {class_name: 1} if class_name else (s["class_mix"] or None)
-    out_path = resolve(params, out or s["out"])
+    out_path = resolve(params, out) if out else dataset_path(params, dataset)
     replace = bool(s["replace"]) if replace is None else replace
 
     with tempfile.TemporaryDirectory(dir=out_path.parent if out_path.parent.exists() else None) as tmp:
@@ -377,7 +380,7 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
     report = {"n": n, "out": relative(params, out_path), "generator_version": models.generator_version,
               "unmixing_version": models.unmixing_version, "computed_blocks": len(summary["computed_blocks"]),
               "config_hash": summary["config_hash"], "exported": [relative(params, p) for p in exported]}
-    write_json(resolve(params, s["metrics"]), report)
+    write_json(dataset_path(params, report_dataset), report)
     return report
 
 
@@ -392,7 +395,7 @@ def export_samples(params: dict, store: Path) -> list[Path]:
     fmt = str(ex["format"])
     if fmt not in ("geotiff", "envi"):
         raise UBFInputError("synthesis.export.format", f"'{fmt}' unknown; use geotiff or envi")
-    folder = resolve(params, ex["dir"])
+    folder = dataset_path(params, "synthetic_examples")
     folder.mkdir(parents=True, exist_ok=True)
     ds = open_store(store)
     paths = []

@@ -24,7 +24,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.params import resolve
+from tasks.params import dataset_path, resolve
 from tasks.registry import configure_tracking, download_generator
 from tasks.servers import check_tracking_server
 from ubf_core.config import params_hash, section
@@ -34,9 +34,10 @@ from ubf_core.synthesis.blocks import BlockPlan, finish_blocks, plan_blocks, run
 
 GPU_TAG = "cuda"                       # task runs on a CUDA device carry it: the tag concurrency limit caps them
 DASK_TIMEOUT_S = 10.0
-DEFAULT_OUT_DIR = "stores/mass_synthesis"   # out=None: <this>/<config hash>.zarr (a rerun finds and resumes it)
-GENERATOR_CACHE = "stores/.generators"      # registered generator versions, downloaded once
-REMOTE_STAGING_DIR = "stores/.mass_synthesis_staging"   # remote outputs are built here, then uploaded
+# catalogue names (catalog.yaml) of the folders mass synthesis writes, none of them a DVC out
+DEFAULT_OUT_DIR = "mass_synthesis"          # out=None: <this>/<config hash>.zarr (a rerun finds and resumes it)
+GENERATOR_CACHE = "generator_cache"         # registered generator versions, downloaded once
+REMOTE_STAGING_DIR = "mass_synthesis_staging"   # remote outputs are built here, then uploaded
 PROGRESS_KEY, PROVENANCE_KEY, OUTPUT_KEY = "mass-synthesis-progress", "mass-synthesis-provenance", \
     "mass-synthesis-output"
 # MLflow retries a failing request 7 times with exponential back-off (minutes); a flow run should fail sooner
@@ -75,7 +76,7 @@ def output_location(params: dict, out: str, config_hash: str) -> tuple[Path, str
     if "://" not in out or out.startswith("file://"):
         return resolve(params, out[len("file://"):] if out.startswith("file://") else out), None
     remote_fs(out)
-    return staging_path(resolve(params, REMOTE_STAGING_DIR), out, config_hash), out
+    return staging_path(dataset_path(params, REMOTE_STAGING_DIR), out, config_hash), out
 
 
 # ------------------------------------------------------------------------------------------------ the plan
@@ -130,7 +131,7 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
     job = synthesis_job(params, models, gen, n=n, class_mix=class_mix, seed=seed, sampler=sampler, steps=steps,
                         device=device, micro_batch=micro_batch)
     want = job.config_hash()
-    local, remote = output_location(params, out or f"{DEFAULT_OUT_DIR}/{want}.zarr", want)
+    local, remote = output_location(params, out or str(dataset_path(params, DEFAULT_OUT_DIR) / f"{want}.zarr"), want)
     settings = {**s, "n": n, "class_mix": class_mix, "sampler": dict(job.sampler or {}), "device": job.device,
                 "block_size": block_size, "torch_threads": threads}
     provenance = {**models.provenance(), "generator_uri": uri, "config_hash": want, "n": n, "seed": int(job.seed),
@@ -173,7 +174,7 @@ def cached_generator(params: dict, version_uri: str, name: str, version: int) ->
 
     from ubf_core.generators.base import SAVED_GENERATOR_FILE
 
-    root = resolve(params, GENERATOR_CACHE)
+    root = dataset_path(params, GENERATOR_CACHE)
     final = root / f"{name}-{version}"
     if not (final.is_dir() and any(final.rglob(SAVED_GENERATOR_FILE))):
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"

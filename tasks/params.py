@@ -8,7 +8,10 @@ from pathlib import Path
 
 from prefect import task
 
+from ubf_core.catalog import CATALOG_FILE, Catalog
 from ubf_core.config import load_params, params_hash
+
+REPO_CATALOG = Path(__file__).resolve().parents[1] / CATALOG_FILE
 
 
 @task(name="load-params")
@@ -29,6 +32,19 @@ def resolve(params: dict, relative: str) -> Path:
     """A path from params.yaml, relative to the params file's folder."""
     p = Path(relative)
     return p if p.is_absolute() else Path(params["_root"]) / p
+
+
+def catalog(params: dict) -> Catalog:
+    """The data catalogue: catalog.yaml in the params file's folder (the repository's when that folder has none);
+    its relative paths resolve against the params file's folder, as params paths do."""
+    root = Path(params["_root"])
+    own = root / CATALOG_FILE
+    return Catalog.load(own if own.is_file() else REPO_CATALOG, root=root)
+
+
+def dataset_path(params: dict, name: str) -> Path:
+    """The path of catalogue dataset ``name`` (e.g. "hsi" -> <root>/stores/hsi.zarr)."""
+    return catalog(params).path(name)
 
 
 def relative(params: dict, path: Path) -> str:

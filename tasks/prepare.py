@@ -6,7 +6,7 @@ import warnings
 
 from prefect import get_run_logger, task
 
-from tasks.params import resolve
+from tasks.params import dataset_path, resolve
 from ubf_core.config import params_hash, section
 from ubf_core.data.patches import PatchSpec
 from ubf_core.data.prepare import prepare_hsi_store, prepare_rgb_store
@@ -23,13 +23,13 @@ def _dask_options(params: dict) -> dict:
 
 @task(name="prepare-hsi-store")
 def prepare_hsi(params: dict) -> dict:
-    """Read, align (to params grid) and patch every scene of params hsi.datasets into stores.hsi."""
+    """Read, align (to params grid) and patch every scene of params hsi.datasets into the hsi store (catalog.yaml)."""
     log = get_run_logger()
     hsi, grid_p, patch_p = section(params, "hsi"), section(params, "grid"), section(params, "patch")
     root = resolve(params, ".")
     sources = [HSISource.from_params(name, spec, root) for name, spec in hsi["datasets"].items()]
     grid = SpectralGrid.from_params(grid_p)
-    out = resolve(params, section(params, "stores")["hsi"])
+    out = dataset_path(params, "hsi")
     attrs = {"params_hash": params_hash(grid_p, hsi, patch_p), "seed": params.get("seed")}
     with dask_client(**_dask_options(params)) as client, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -46,7 +46,7 @@ def prepare_hsi(params: dict) -> dict:
 
 @task(name="prepare-rgb-store")
 def prepare_rgb(params: dict) -> dict:
-    """List the RGB folder (class = sub-folder) and patch every image into stores.rgb."""
+    """List the RGB folder (class = sub-folder) and patch every image into the rgb store (catalog.yaml)."""
     log = get_run_logger()
     rgb, patch_p = section(params, "rgb"), section(params, "patch")
     folder = resolve(params, rgb["path"])
@@ -57,7 +57,7 @@ def prepare_rgb(params: dict) -> dict:
     for w in caught:
         log.warning(str(w.message))
         skipped[str(w.message).split(": ", 1)[0]] = str(w.message).split(": ", 1)[-1]
-    out = resolve(params, section(params, "stores")["rgb"])
+    out = dataset_path(params, "rgb")
     attrs = {"params_hash": params_hash(rgb, patch_p), "seed": params.get("seed")}
     with dask_client(**_dask_options(params)) as client:
         summary = prepare_rgb_store(

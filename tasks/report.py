@@ -7,9 +7,8 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from tasks.params import params_file_hash, resolve
+from tasks.params import dataset_path, params_file_hash, resolve
 from tasks.registry import start_stage_run
-from ubf_core.config import section
 from ubf_core.data.stores import open_store
 from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, control_lines, metric_table,
                                           per_class_table, table_metrics, verdict_lines)
@@ -153,13 +152,11 @@ def add_unmixing_table(r: Report, network: dict, unmixing: dict) -> None:
 
 def build_report(params: dict) -> Report:
     """Assemble the report from what the stages wrote: reports/*.json, the evaluation figures, store provenance."""
-    ev, stores = section(params, "evaluation"), section(params, "stores")
-    figures = resolve(params, ev["figures"])
-    metrics = _read_json(resolve(params, ev["metrics"])) or {}
-    cls_section = section(params, "classification")
-    classification = _read_json(resolve(params, cls_section["metrics"])) or {}
-    cls_table = resolve(params, cls_section["table"])
-    unmixing = _read_json(resolve(params, section(params, "unmixing")["metrics"])) or {}
+    figures = dataset_path(params, "evaluation_figures")
+    metrics = _read_json(dataset_path(params, "evaluation_metrics")) or {}
+    classification = _read_json(dataset_path(params, "classification_metrics")) or {}
+    cls_table = dataset_path(params, "classification_table")
+    unmixing = _read_json(dataset_path(params, "unmixing_metrics")) or {}
 
     r = Report("UBF synthetic hyperspectral images: what the run made and how good it is")
     r.text(f"Held-out real scenes (no generator or classifier learned from them): "
@@ -211,7 +208,7 @@ def build_report(params: dict) -> Report:
 
     r.heading("Provenance")
     prov = dict(metrics.get("provenance") or {})
-    hsi = open_store(resolve(params, stores["hsi"])) if resolve(params, stores["hsi"]).exists() else None
+    hsi = open_store(dataset_path(params, "hsi")) if dataset_path(params, "hsi").exists() else None
     r.table([{"item": k, "value": v} for k, v in
              {**prov, "params hash (whole params.yaml)": params_file_hash(params),
               "evaluation run (MLflow)": metrics.get("run_id"),
@@ -224,10 +221,10 @@ def build_report(params: dict) -> Report:
 
 @task(name="report")
 def report_task(params: dict) -> dict:
-    """Write the HTML report (``evaluation.report``) and log it to MLflow."""
+    """Write the HTML report (catalogue: ``report``) and log it to MLflow."""
     import mlflow
 
-    path = build_report(params).write(resolve(params, section(params, "evaluation")["report"]))
+    path = build_report(params).write(dataset_path(params, "report"))
     with start_stage_run("report", resolve(params, "."), params_file_hash(params)):
         mlflow.log_artifact(str(path))
     get_run_logger().info("report: %s (%.1f MB)", path, path.stat().st_size / 1e6)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
-from tasks.params import resolve, write_json
+from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import (configure_tracking, describe_version, load_registered_unmixing_model, log_unmixing_model,
                             register, start_stage_run, version_description, write_registration)
 from ubf_core.config import params_hash, section
@@ -47,9 +47,9 @@ def model_response(params: dict, model):
 
 def hsi_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(reflectance (N, C, H, W), wavelengths (C,), is-validation mask (N,), scene name of each patch (N,)) of
-    stores.hsi; the validation scenes are unmixing.validation_sources."""
+    the hsi store; the validation scenes are unmixing.validation_sources."""
     u = section(params, "unmixing")
-    store_path = resolve(params, section(params, "stores")["hsi"])
+    store_path = dataset_path(params, "hsi")
     ds = open_store(store_path)
     if ds.sizes.get("patch", 0) == 0:
         raise UBFInputError(store_path, "the HSI store is empty")
@@ -76,7 +76,7 @@ def unmixing_trained_on(params: dict, is_val: np.ndarray, sources: np.ndarray, n
                         hsi_attrs: dict) -> dict:
     """What a train_unmixing run learned from, for the registered version's description: the HSI store (path,
     patches for training and validation, the scenes of each, its params hash) and the RGB sample."""
-    stores = section(params, "stores")
+    stores = {kind: relative(params, dataset_path(params, kind)) for kind in ("hsi", "rgb")}
     return {"HSI store": f"{stores['hsi']} ({int((~is_val).sum())} training patches from "
                          f"{', '.join(sorted(set(sources[~is_val])))}; {int(is_val.sum())} validation patches from "
                          f"{', '.join(sorted(set(sources[is_val])))}; store params hash "
@@ -85,14 +85,14 @@ def unmixing_trained_on(params: dict, is_val: np.ndarray, sources: np.ndarray, n
 
 
 def _rgb_sample(params: dict, n: int, seed: int) -> np.ndarray:
-    ds = open_store(resolve(params, section(params, "stores")["rgb"]))
+    ds = open_store(dataset_path(params, "rgb"))
     idx = np.sort(np.random.default_rng(seed).choice(ds.sizes["patch"], min(n, ds.sizes["patch"]), replace=False))
     return ds["rgb"].isel(patch=idx).values
 
 
 @task(name="train-unmixing", tags=["cuda"])
 def train_unmixing_task(params: dict) -> dict:
-    """Train the unmixing network on stores.hsi (validated on other scenes), log everything to MLflow, register
+    """Train the unmixing network on the hsi store (validated on other scenes), log everything to MLflow, register
     the model as ``unmixing.model_name`` with the champion rule, and return the stage's metrics."""
     import mlflow
 
@@ -103,7 +103,7 @@ def train_unmixing_task(params: dict) -> dict:
     y, wl, is_val, sources = hsi_split(params)
     val_sources = sorted(set(sources[is_val]))
     rgb = _rgb_sample(params, 512, seed)
-    hsi_store = open_store(resolve(params, section(params, "stores")["hsi"]))
+    hsi_store = open_store(dataset_path(params, "hsi"))
 
     p_hash = params_hash(u, params.get("seed"))
     with start_stage_run("train_unmixing", root, p_hash) as run:
@@ -178,8 +178,8 @@ def train_unmixing_task(params: dict) -> dict:
                "epochs_run": len(result.history), "rgb_vs_hsi_abundance_hist_distance": hist_distance,
                "model_version": reg["version"], "champion_version": reg["champion_version"],
                "run_id": run.info.run_id}
-    write_json(resolve(params, u["metrics"]), metrics)
-    write_registration(resolve(params, section(params, "stores")["unmixing_model"]),
+    write_json(dataset_path(params, "unmixing_metrics"), metrics)
+    write_registration(dataset_path(params, "unmixing_model"),
                        model_name, reg, run.info.run_id)
     return metrics
 
@@ -194,13 +194,13 @@ def infer_abundance_task(params: dict) -> dict:
     from tasks.registry import resolve_model_version
 
     log = get_run_logger()
-    u, stores = section(params, "unmixing"), section(params, "stores")
+    u = section(params, "unmixing")
     configure_tracking(resolve(params, "."))
     uri = str(u["model_uri"])
     version = resolve_model_version(uri)
     model = load_registered_unmixing_model(uri)
     k = int(u["k"])
-    paths = {kind: resolve(params, stores[kind]) for kind in ("hsi", "rgb")}
+    paths = {kind: dataset_path(params, kind) for kind in ("hsi", "rgb")}
     data = {kind: open_store(p) for kind, p in paths.items()}
     check_store(model, paths["hsi"], data["hsi"], "reflectance", k, uri)
     check_store(model, paths["rgb"], data["rgb"], "rgb", k, uri)
@@ -213,13 +213,13 @@ def infer_abundance_task(params: dict) -> dict:
     hsi = data["hsi"]
     a_hsi = encode(model, hsi_inputs(model, hsi["reflectance"].values, model_response(params, model)), batch)
     a_rgb = encode(model, rgb_inputs(model, data["rgb"]["rgb"].values), batch)
-    write_store(abundance_dataset(a_hsi, hsi, {**provenance, "input_store": stores["hsi"]}),
-                resolve(params, stores["abundance_hsi"]))
-    write_store(abundance_dataset(a_rgb, data["rgb"], {**provenance, "input_store": stores["rgb"]}),
-                resolve(params, stores["abundance_rgb"]))
+    write_store(abundance_dataset(a_hsi, hsi, {**provenance, "input_store": relative(params, paths["hsi"])}),
+                dataset_path(params, "abundance_hsi"))
+    write_store(abundance_dataset(a_rgb, data["rgb"], {**provenance, "input_store": relative(params, paths["rgb"])}),
+                dataset_path(params, "abundance_rgb"))
     E = model.endmembers().detach().cpu().numpy()
     write_store(endmember_dataset(E, np.asarray(meta["wavelength_nm"]), provenance),
-                resolve(params, stores["endmembers"]), dim="endmember")
+                dataset_path(params, "endmembers"), dim="endmember")
     log.info("abundances from %s (version %s): %d HSI patches, %d RGB patches, k = %d", uri, version.version,
              len(a_hsi), len(a_rgb), k)
     return {"model_version": int(version.version), "n_hsi": len(a_hsi), "n_rgb": len(a_rgb)}

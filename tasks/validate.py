@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from tasks.params import resolve, write_json
+from tasks.params import dataset_path, relative, write_json
 from ubf_core.config import section
 from ubf_core.data.stores import open_store
 from ubf_core.data.summary import band_table, patch_table
@@ -108,8 +108,8 @@ def _one_line(store: Path, failed: list[dict], report: Path) -> str:
 def validate_store(params: dict, kind: str) -> dict:
     """Check one store ('hsi' or 'rgb'); write ``<store>.validation.json`` beside it; return the summary."""
     log = get_run_logger()
-    store_path = resolve(params, section(params, "stores")[kind])
-    report_path = store_path.with_name(store_path.name.removesuffix(".zarr") + ".validation.json")
+    store_path = dataset_path(params, kind)
+    report_path = dataset_path(params, f"{kind}_validation")
     ds = open_store(store_path)
     var = "reflectance" if kind == "hsi" else "rgb"
     grid = SpectralGrid.from_params(section(params, "grid"))
@@ -118,7 +118,7 @@ def validate_store(params: dict, kind: str) -> dict:
         tables["bands"] = band_table(ds, grid.centres)
     results = run_expectations(kind, tables, _suite_checks(kind, params, grid.n_bands))
     failed = [r for r in results if not r["success"]]
-    summary = {"store": section(params, "stores")[kind], "kind": kind, "success": not failed, "n_patches": int(ds.sizes["patch"]),
+    summary = {"store": relative(params, store_path), "kind": kind, "success": not failed, "n_patches": int(ds.sizes["patch"]),
                "n_expectations": len(results), "n_failed": len(failed), "results": results}
     write_json(report_path, summary)
     if failed:
@@ -132,10 +132,9 @@ def validate_store(params: dict, kind: str) -> dict:
 @task(name="write-store-preview")
 def write_preview(params: dict, kind: str) -> str:
     """A PNG mosaic of patches of one store, beside the validation report; returns its file name."""
-    report = resolve(params, section(params, "stores")["validation_report"])
-    report.parent.mkdir(parents=True, exist_ok=True)
-    path = report.with_name(f"{kind}_preview.png")
-    save_store_preview(open_store(resolve(params, section(params, "stores")[kind])), path)
+    path = dataset_path(params, f"{kind}_preview")      # beside the Markdown report, which links it by name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_store_preview(open_store(dataset_path(params, kind)), path)
     return path.name
 
 
@@ -166,11 +165,12 @@ def metrics(summaries: list[dict]) -> dict:
 
 @task(name="write-validation-report")
 def write_report(params: dict, summaries: list[dict]) -> Path:
-    """Write the metrics (stores.validation_report, JSON) and the Markdown report beside it, atomically."""
-    path = resolve(params, section(params, "stores")["validation_report"])
+    """Write the metrics (catalogue: validation_report, JSON) and the Markdown report (validation_table),
+    atomically."""
+    path = dataset_path(params, "validation_report")
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, text in [(path, json.dumps(metrics(summaries), indent=2)),
-                         (path.with_suffix(".md"), markdown_report(summaries))]:
+                         (dataset_path(params, "validation_table"), markdown_report(summaries))]:
         tmp = target.with_name("." + target.name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, target)

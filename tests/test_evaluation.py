@@ -96,8 +96,8 @@ def _hsi_store(root, sources):
     n = len(sources)
     ds = xr.Dataset({"reflectance": (("patch", "wavelength", "y", "x"), np.full((n, C, S, S), 0.2, np.float32))},
                     coords={"wavelength": WL, "source": ("patch", np.array(sources, dtype=object).astype(str))})
-    ds.to_zarr(root / "hsi.zarr", mode="w", consolidated=False)
-    return {"_root": str(root), "seed": 0, "stores": {"hsi": "hsi.zarr"}}
+    ds.to_zarr(root / "stores" / "hsi.zarr", mode="w", consolidated=False)   # where catalog.yaml puts hsi
+    return {"_root": str(root), "seed": 0}
 
 
 def test_heldout_and_test_scene_errors_name_the_problem(tmp_path):

@@ -196,9 +196,7 @@ def _project(tmp_path, metrics: dict, pictures: bool = True) -> dict:
         real = _cubes(0)
         labelled_rows({"held-out real": (real, ["Beach"] * 5), "hud": (real, ["Beach"] * 5)}, WL,
                       tmp_path / "reports" / "evaluation" / "realism_samples.png", n=2)
-    return {"_root": str(tmp_path), "stores": {"hsi": "stores/hsi.zarr"}, "unmixing": {"metrics": "reports/unmixing.json"},
-            "evaluation": {"metrics": "reports/metrics.json", "figures": "reports/evaluation"},
-            "classification": {"metrics": "reports/classification.json", "table": "reports/classification.md"}}
+    return {"_root": str(tmp_path)}     # the stores and reports where catalog.yaml puts them
 
 
 def test_report_renders_the_realism_section(tmp_path):

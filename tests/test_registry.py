@@ -5,11 +5,13 @@ format and incomplete versions."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import cloudpickle
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from test_unmixing_saved import META, trained_looking_net
 
@@ -264,12 +266,15 @@ def test_a_registered_version_is_described_with_its_data_hash_and_figures(store)
     assert str(err.value).startswith("models:/ubf-test-model/99") and "\n" not in str(err.value)
 
 
-def test_what_the_training_stages_say_they_were_trained_on():
+def test_what_the_training_stages_say_they_were_trained_on(tmp_path):
     from tasks.generator import generator_trained_on
     from tasks.unmixing import unmixing_trained_on
 
-    params = {"stores": {"hsi": "stores/hsi.zarr", "rgb": "stores/rgb.zarr", "abundance_rgb": "stores/a_rgb.zarr",
-                         "abundance_hsi": "stores/a_hsi.zarr"},
+    # a catalog.yaml beside the params file replaces the repository's
+    catalog = yaml.safe_load((Path(__file__).resolve().parents[1] / "catalog.yaml").read_text())
+    catalog["abundance_rgb"]["path"], catalog["abundance_hsi"]["path"] = "stores/a_rgb.zarr", "stores/a_hsi.zarr"
+    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+    params = {"_root": str(tmp_path),
               "generator": {"source": "both"}, "heldout_sources": ["s3"], "heldout_rgb_per_class": 2}
     u = unmixing_trained_on(params, np.array([True, False, False, True, False]),
                             np.array(["s1", "s2", "s3", "s1", "s2"]), 512, {"params_hash": "feedbeef"})

@@ -101,9 +101,9 @@ def test_open_maps_take_any_key_and_optional_keys_may_be_given(tmp_path):
 
 
 def test_a_missing_key_is_an_error_unless_the_file_extends_a_complete_one(tmp_path):
-    path = _write(tmp_path, lambda p: p["synthesis"].update(export={"n": 0}))
+    path = _write(tmp_path, lambda p: p["synthesis"].update(export={}))
     message = _error(path)
-    assert message.startswith("missing key synthesis.export.format (and 1 more: synthesis.export.dir); ")
+    assert message.startswith("missing key synthesis.export.n (and 1 more: synthesis.export.format); ")
     assert "extends: params.yaml" in message
     assert _error(_write(tmp_path, lambda p: p.pop("classification"))).startswith("missing key classification; ")
     # an optional key may be left out (params.yaml itself gives no grid.start_nm)
