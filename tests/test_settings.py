@@ -162,3 +162,28 @@ def test_the_schema_comes_from_the_reference(tmp_path):
     ref.write_text(ref.read_text() + "other: null\n")
     with pytest.raises(ValueError, match="other is null: give its type"):
         schema_of(ref)
+
+
+def _missing_keys(dvc: dict, params_files: dict[str, dict]) -> list[str]:
+    """The ``stage: file: key`` entries of dvc.yaml's ``params:`` lists that their params file does not have."""
+    missing = []
+    for stage, spec in dvc["stages"].items():
+        for entry in spec.get("params", []):
+            pairs = entry.items() if isinstance(entry, dict) else [("params.yaml", [entry])]
+            for file, keys in pairs:
+                for key in keys:
+                    node = params_files[file]
+                    for part in key.split("."):
+                        node = node.get(part) if isinstance(node, dict) else None
+                    if node is None:
+                        missing.append(f"{stage}: {file}: {key}")
+    return missing
+
+
+def test_every_param_dvc_yaml_tracks_is_in_its_params_file():
+    # dvc repro stops with "Parameters ... are missing" before any stage runs when a tracked key leaves params.yaml
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    files = {name: yaml.safe_load((REPO / name).read_text()) for name in ("params.yaml", "params.long.yaml")}
+    assert _missing_keys(dvc, files) == []
+    dvc["stages"]["validate"]["params"].append("stores.hsi")     # a key the catalogue replaced
+    assert _missing_keys(dvc, files) == ["validate: params.yaml: stores.hsi"]
