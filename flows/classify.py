@@ -5,7 +5,8 @@ import sys
 from prefect import flow
 
 from flows._entry import run_stage
-from tasks.classify import SYNTHESIS_DATASETS, classify_task, synthesis_params, synthesis_plan
+from tasks.classify import (SYNTHESIS_DATASETS, classification_experiment, labelled_real_sets, record_classification,
+                            synthesis_params, synthesis_plan, synthetic_pool)
 from tasks.generator import synthesize_task
 from tasks.params import load_stage_params
 
@@ -20,9 +21,12 @@ def classify(params_path: str = "params.yaml") -> dict:
         params_path: the params file (relative to the project folder) the stage reads its settings from.
     """
     params = load_stage_params(params_path)
-    plan = synthesis_plan(params)
+    train, test, test_scenes = labelled_real_sets(params)
+    plan = synthesis_plan(params, train)
     synthesize_task(synthesis_params(params, plan), **SYNTHESIS_DATASETS)
-    return classify_task(params, plan)
+    synthetic, attrs = synthetic_pool(params, plan, train)
+    result = classification_experiment(params, train, test, synthetic)
+    return record_classification(params, result, train, test, test_scenes, synthetic, attrs)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import sys
 from prefect import flow
 
 from flows._entry import run_stage
-from tasks.generator import train_generator_task
+from tasks.generator import fit_generator, generator_inputs, judge_generator, write_checkpoint
 from tasks.params import load_stage_params
 
 
@@ -20,7 +20,11 @@ def pretrain_generator(params_path: str = "params.long.yaml") -> dict:
         params_path: the params file (relative to the project folder); the long profile's, params.long.yaml,
             trains the checkpoint that the default profile starts from.
     """
-    return train_generator_task(load_stage_params(params_path), pretrain=True)
+    params = load_stage_params(params_path)
+    inputs = generator_inputs(params)
+    gen, history, _, run_id = fit_generator(params, inputs, pretrain=True)
+    quality = judge_generator(params, gen, inputs, history, run_id)
+    return write_checkpoint(params, gen, inputs, history, quality, run_id)
 
 
 if __name__ == "__main__":

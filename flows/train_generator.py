@@ -5,7 +5,7 @@ import sys
 from prefect import flow
 
 from flows._entry import run_stage
-from tasks.generator import train_generator_task
+from tasks.generator import fit_generator, generator_inputs, judge_generator, register_generator
 from tasks.params import load_stage_params
 
 
@@ -18,7 +18,11 @@ def train_generator(params_path: str = "params.yaml") -> dict:
     Args:
         params_path: the params file (relative to the project folder) the stage reads its settings from.
     """
-    return train_generator_task(load_stage_params(params_path))
+    params = load_stage_params(params_path)
+    inputs = generator_inputs(params)
+    gen, history, started_from, run_id = fit_generator(params, inputs)
+    quality = judge_generator(params, gen, inputs, history, run_id)
+    return register_generator(params, gen, inputs, quality, started_from, run_id)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,25 @@
-"""Prefect task of the evaluate stage: the synthetic store and its baselines judged against held-out real HSIs."""
+"""Prefect tasks of the evaluate stage, one step each: load and check the inputs, build the candidates (baselines
+trained here), judge them, draw the figures, record the results (JSON, MLflow, the generator version's tags)."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.generator import generator_training_set, heldout_rgb_maps, load_endmembers
 from tasks.params import dataset_path, relative, resolve, write_json
-from tasks.registry import configure_tracking, resolve_model_version, start_stage_run, tag_evaluation
+from tasks.registry import configure_tracking, resolve_model_version, tag_evaluation, track_stage
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device
 from ubf_core.errors import UBFInputError
+from ubf_core.evaluation.suite import check_grid
 
 
 def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -120,30 +124,33 @@ def judged_generator(params: dict, attrs: dict) -> tuple[str, int, str]:
     return found.name, int(found.version), f"{uri} now (the synthetic store does not record its generator)"
 
 
-@task(name="evaluate")
-def evaluate_task(params: dict) -> dict:
-    """Judge the synthetic store against held-out real patches, with baselines computed in the same run: the real
-    training patches themselves (reference), each other generator trained here, and the pixel GMM. Writes
-    catalogue ``evaluation_metrics`` (a DVC metric), figures under ``evaluation_figures`` and an MLflow run, and tags
-    the registered generator version it judged (:func:`judged_generator`) with its headline realism figures
-    (``eval.c2st``, ``eval.psd_ratio``, ``eval.cas``, …; see
-    :func:`ubf_core.evaluation.realism_suite.headline_figures`)."""
-    import mlflow
+@dataclass
+class EvaluationInputs:
+    """What the evaluate stage judges and against what, read once (:func:`load_evaluation_inputs`).
 
-    from ubf_core.generators.pixel_gmm import PixelGMM
-    from ubf_core.unmixing.baseline import fcls_maps
-    from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
-    from ubf_core.evaluation.realism_suite import headline_figures
-    from ubf_core.evaluation.suite import Candidate, SuiteSettings, check_grid, evaluate_candidates
-    from ubf_core.metrics.features import save_feature_net, train_feature_net
-    from ubf_core.unmixing.figures import abundance_mosaic, plot_endmembers
+    Cubes are reflectance (n, C, H, W) on ``wavelength`` (C,) nm; maps are abundances (n, k, H, W)."""
+    train_real: np.ndarray            # real training patches (cubes)
+    train_sources: np.ndarray         # (n,) their scene names
+    heldout: np.ndarray               # held-out real patches (cubes)
+    heldout_sources: list[str]        # their scene names, in order
+    wavelength: np.ndarray            # (C,) nm
+    synthetic: np.ndarray             # the synthetic store's cubes
+    synthetic_maps: np.ndarray        # and their abundance maps
+    want: list                        # the synthetic samples' class labels (None: unconditional)
+    store_attrs: dict                 # the synthetic store's attrs (provenance)
+    judged: tuple[str, int, str]      # the registered generator behind the store (:func:`judged_generator`)
+    endmembers: np.ndarray            # (C, k) reflectance, the unmixing model's
+    maps: np.ndarray                  # the generator's training maps
+    labels: list                      # their labels
+    classes: list[str] | None         # the class names (None: unconditional)
 
-    log = get_run_logger()
-    ev, g = section(params, "evaluation"), section(params, "generator")
-    seed = int(params["seed"])
+
+@task(name="load-evaluation-inputs", cache_policy=NO_CACHE)
+def load_evaluation_inputs(params: dict) -> EvaluationInputs:
+    """Read and check everything evaluate needs, before any work: the HSI store split by scene, the synthetic store
+    (non-empty, complete, on the HSI grid), its generator in the registry, the endmembers (same grid) and the
+    generator's training maps. Every problem is a one-line UBFInputError naming the store or model."""
     train_real, train_sources, heldout, wl = real_split(params)
-    heldout_sources = heldout_scene_names(params)
-
     syn_path = dataset_path(params, "synthetic")
     syn = open_store(syn_path)
     if syn.sizes.get("sample", 0) == 0:
@@ -151,94 +158,149 @@ def evaluate_task(params: dict) -> dict:
     if not bool(syn.attrs.get("complete", False)):
         raise UBFInputError(syn_path, "the synthetic store is incomplete: rerun synthesize to finish it")
     check_grid(str(syn_path), syn["wavelength"].values, wl)
-    syn_cubes = syn["reflectance"].values.astype(np.float32)
-    syn_maps = syn["abundance"].values.astype(np.float32)
-    want = [str(v) or None for v in syn["label"].values]
     configure_tracking(resolve(params, "."))
     judged = judged_generator(params, dict(syn.attrs))      # checked before any work: its tags get the figures
-
     E, e_wl, _ = load_endmembers(params)
     check_grid(str(dataset_path(params, "endmembers")), e_wl, wl)
     maps, labels, classes = generator_training_set(params)
-    registered = str(g["name"])
+    return EvaluationInputs(train_real, train_sources, heldout, heldout_scene_names(params), wl,
+                            syn["reflectance"].values.astype(np.float32), syn["abundance"].values.astype(np.float32),
+                            [str(v) or None for v in syn["label"].values], dict(syn.attrs), judged, E, maps, labels,
+                            classes)
+
+
+@task(name="evaluation-candidates", cache_policy=NO_CACHE)
+def evaluation_candidates(params: dict, inputs: EvaluationInputs) -> tuple[dict, dict]:
+    """The sets judged beside the synthetic store, each as many as it holds: a sample of the real training patches
+    (reference), every other generator of ``evaluation.generators`` trained here on the same maps and labels, and
+    the pixel GMM. Returns ({name: Candidate}, {name: role})."""
+    from ubf_core.evaluation.suite import Candidate
+    from ubf_core.generators.pixel_gmm import PixelGMM
+    from ubf_core.unmixing.baseline import fcls_maps
+
+    log = get_run_logger()
+    ev, seed = section(params, "evaluation"), int(params["seed"])
+    registered = str(section(params, "generator")["name"])
+    n = len(inputs.synthetic)
     rng = np.random.default_rng(seed)
-    reference = train_real[np.sort(rng.choice(len(train_real), min(len(train_real), len(syn_cubes)), replace=False))]
-    candidates = {"real_train": Candidate(reference), registered: Candidate(syn_cubes, syn_maps)}
+    reference = inputs.train_real[np.sort(rng.choice(len(inputs.train_real), min(len(inputs.train_real), n),
+                                                     replace=False))]
+    candidates = {"real_train": Candidate(reference), registered: Candidate(inputs.synthetic, inputs.synthetic_maps)}
+    attrs = inputs.store_attrs
     roles = {"real_train": "reference: the real training patches themselves",
-             registered: f"the synthetic store ({syn.attrs.get('generator_model')} "
-                         f"v{syn.attrs.get('generator_version')}, registered)"}
+             registered: f"the synthetic store ({attrs.get('generator_model')} v{attrs.get('generator_version')}, "
+                         f"registered)"}
     for name, opts in ev["generators"].items():
         if name == registered:
             continue
         opts = dict(opts or {})
         train = dict(opts.pop("train", {}) or {})
-        log.info("evaluate: training the %s baseline on %d maps (%s steps)", name, len(maps), train.get("steps"))
-        cubes, a = baseline_samples(params, name, maps, labels, classes, want, E, opts, train)
+        log.info("evaluate: training the %s baseline on %d maps (%s steps)", name, len(inputs.maps), train.get("steps"))
+        cubes, a = baseline_samples(params, name, inputs.maps, inputs.labels, inputs.classes, inputs.want,
+                                    inputs.endmembers, opts, train)
         candidates[name] = Candidate(cubes, a)
         roles[name] = f"baseline: {name} trained in this stage on the same maps, same labels"
     gm = ev["gmm"]
-    gmm = PixelGMM(int(gm["n_components"]), str(gm["covariance"]), int(gm["max_pixels"]), seed).fit(train_real)
-    gmm_cubes = gmm.sample(len(syn_cubes), int(syn_cubes.shape[-1]), seed=seed)
-    candidates["gmm"] = Candidate(gmm_cubes, fcls_maps(gmm_cubes, E))
+    gmm = PixelGMM(int(gm["n_components"]), str(gm["covariance"]), int(gm["max_pixels"]), seed).fit(inputs.train_real)
+    gmm_cubes = gmm.sample(n, int(inputs.synthetic.shape[-1]), seed=seed)
+    candidates["gmm"] = Candidate(gmm_cubes, fcls_maps(gmm_cubes, inputs.endmembers))
     roles["gmm"] = "baseline: pixel-wise Gaussian mixture of real training spectra (no spatial structure)"
+    return candidates, roles
 
+
+@task(name="judge-candidates", cache_policy=NO_CACHE)
+def judge_candidates(params: dict, inputs: EvaluationInputs, candidates: dict):
+    """Every candidate against the held-out real patches: the generation metrics (F_p, D_b, Fréchet, KID,
+    precision/recall, through a feature net trained here to tell the training scenes apart) and the realism
+    metrics (C2ST, spatial statistics, class fidelity, memorisation). Returns (generation table, realism table,
+    the held-out real maps, the feature net)."""
+    from ubf_core.evaluation.suite import SuiteSettings, evaluate_candidates
+    from ubf_core.metrics.features import train_feature_net
+
+    log = get_run_logger()
+    ev, seed = section(params, "evaluation"), int(params["seed"])
     f = ev["features"]
-    scene_ids = {s: i for i, s in enumerate(sorted(set(train_sources)))}
-    net = train_feature_net(train_real, np.array([scene_ids[s] for s in train_sources]),
+    scene_ids = {s: i for i, s in enumerate(sorted(set(inputs.train_sources)))}
+    net = train_feature_net(inputs.train_real, np.array([scene_ids[s] for s in inputs.train_sources]),
                             epochs=int(f["epochs"]), batch_size=int(f["batch_size"]),
                             lr=float(f["lr"]), seed=seed, dim=int(f["dim"]),
                             device=pick_device(f.get("device", "auto"), "evaluation.features.device"))
     settings = SuiteSettings(block=int(ev["block"]), pr_k=int(ev["pr_k"]), kid_subsets=int(ev["kid_subsets"]),
                              kid_subset_size=int(ev["kid_subset_size"]), max_pixels=int(ev["max_pixels"]),
                              seed=seed)
-    table = evaluate_candidates(candidates, heldout, net, maps, settings)
+    table = evaluate_candidates(candidates, inputs.heldout, net, inputs.maps, settings)
     log.info("evaluate: realism metrics (C2ST, spatial statistics, class fidelity, memorisation)")
-    realism_table, real_maps = realism(params, {n: c for n, c in candidates.items() if n != "real_train"}, maps,
-                                       labels, heldout, train_real, want)
+    realism_table, real_maps = realism(params, {n: c for n, c in candidates.items() if n != "real_train"},
+                                       inputs.maps, inputs.labels, inputs.heldout, inputs.train_real, inputs.want)
+    return table, realism_table, real_maps, net
 
+
+@task(name="draw-evaluation-figures", cache_policy=NO_CACHE)
+def draw_evaluation_figures(params: dict, inputs: EvaluationInputs, candidates: dict, table: dict,
+                            real_maps: np.ndarray) -> Path:
+    """The figures of the stage into catalogue folder ``evaluation_figures``: real and synthetic side by side,
+    spectral profiles, metric bars, the endmembers, synthetic abundance maps and the realism rows. Returns it."""
+    from ubf_core.evaluation.figures import plot_metric_bars, plot_spectral_profiles, side_by_side
+    from ubf_core.unmixing.figures import abundance_mosaic, plot_endmembers
+
+    wl, seed = inputs.wavelength, int(params["seed"])
     figures = dataset_path(params, "evaluation_figures")
     figures.mkdir(parents=True, exist_ok=True)
-    sets = {"real held-out": heldout, **{n: c.cubes for n, c in candidates.items()}}
-    side_by_side(sets, wl, figures / "real_vs_synthetic.png")
-    plot_spectral_profiles({"real held-out": heldout, **{n: c.cubes for n, c in candidates.items()
-                                                          if n != "real_train"}},
+    generated = {n: c.cubes for n, c in candidates.items()}
+    side_by_side({"real held-out": inputs.heldout, **generated}, wl, figures / "real_vs_synthetic.png")
+    plot_spectral_profiles({"real held-out": inputs.heldout, **{n: c for n, c in generated.items()
+                                                                 if n != "real_train"}},
                            wl, figures / "spectral_profiles.png", seed=seed)
     plot_metric_bars(table, ["F_p", "D_b", "frechet", "precision", "recall"], figures / "metrics.png")
-    plot_endmembers(wl, {"endmembers (unmixing model)": E}, figures / "endmembers.png")
-    abundance_mosaic(syn_maps[:6], figures / "synthetic_abundances.png")
-    realism_figures(figures, wl, E, heldout, heldout_sources, real_maps, want,
+    plot_endmembers(wl, {"endmembers (unmixing model)": inputs.endmembers}, figures / "endmembers.png")
+    abundance_mosaic(inputs.synthetic_maps[:6], figures / "synthetic_abundances.png")
+    realism_figures(figures, wl, inputs.endmembers, inputs.heldout, inputs.heldout_sources, real_maps, inputs.want,
                     {n: c for n, c in candidates.items() if n != "real_train"})
+    return figures
 
+
+@task(name="record-evaluation", cache_policy=NO_CACHE)
+def record_evaluation(params: dict, inputs: EvaluationInputs, roles: dict, table: dict, realism_table: dict,
+                      net, figures: Path) -> dict:
+    """Write catalogue ``evaluation_metrics`` (a DVC metric), log the stage's MLflow run (params, every finite
+    figure, the figures folder, the feature net) and tag the registered generator version it judged with its
+    headline realism figures (``eval.c2st``, ``eval.psd_ratio``, ``eval.cas``, …; see
+    :func:`ubf_core.evaluation.realism_suite.headline_figures`). Returns what it wrote."""
+    from ubf_core.evaluation.realism_suite import headline_figures
+    from ubf_core.metrics.features import save_feature_net
+
+    log = get_run_logger()
+    ev, seed = section(params, "evaluation"), int(params["seed"])
+    attrs = inputs.store_attrs
     unmixing_report = dataset_path(params, "unmixing_metrics")
     reconstruction = json.loads(unmixing_report.read_text()).get("network", {}) if unmixing_report.exists() else {}
     result = {"heldout_sources": [str(s) for s in params.get("heldout_sources") or []],
-              "n_heldout": int(len(heldout)), "n_real_train": int(len(train_real)),
-              "synthetic_store": relative(params, syn_path),
-              "provenance": {k: syn.attrs.get(k) for k in ("generator_model", "generator_version", "unmixing_model",
-                                                          "unmixing_version", "config_hash")},
+              "n_heldout": int(len(inputs.heldout)), "n_real_train": int(len(inputs.train_real)),
+              "synthetic_store": relative(params, dataset_path(params, "synthetic")),
+              "provenance": {k: attrs.get(k) for k in ("generator_model", "generator_version", "unmixing_model",
+                                                       "unmixing_version", "config_hash")},
               "params_hash": params_hash(ev, params.get("heldout_sources"), params.get("seed")),
               "reconstruction": {k.removeprefix("val_"): v for k, v in reconstruction.items()},
               "roles": roles, "generation": table, "realism": realism_table}
-    with start_stage_run("evaluate", resolve(params, "."), result["params_hash"]) as run:
-        mlflow.log_params({"heldout_sources": ",".join(result["heldout_sources"]), "n_heldout": len(heldout),
-                           "block": settings.block, "pr_k": settings.pr_k, "seed": seed,
-                           "generator_version": syn.attrs.get("generator_version"),
-                           "unmixing_version": syn.attrs.get("unmixing_version")})
-        mlflow.log_metrics({f"{n}.{m.replace('/', '_per_')}": v for n, row in table.items()
-                            for m, v in row.items() if np.isfinite(v)})
-        mlflow.log_metrics({f"realism.{kind}.{n}.{m}": v for kind in ("abundance", "hsi")
-                            for n, row in realism_table[kind].items() for m, v in row.items()
-                            if isinstance(v, float) and np.isfinite(v)})
-        mlflow.log_artifacts(str(figures), "figures")
-        with tempfile.TemporaryDirectory() as tmp:
-            save_feature_net(net, Path(tmp) / "feature_net")
-            mlflow.log_artifacts(str(Path(tmp) / "feature_net"), "feature_net")
-        result["run_id"] = run.info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        save_feature_net(net, Path(tmp) / "feature_net")
+        result["run_id"] = track_stage(
+            "evaluate", resolve(params, "."), result["params_hash"],
+            params={"heldout_sources": ",".join(result["heldout_sources"]), "n_heldout": len(inputs.heldout),
+                    "block": ev["block"], "pr_k": ev["pr_k"], "seed": seed,
+                    "generator_version": attrs.get("generator_version"),
+                    "unmixing_version": attrs.get("unmixing_version")},
+            metrics={**{f"{n}.{m}": v for n, row in table.items() for m, v in row.items()},
+                     **{f"realism.{kind}.{n}.{m}": v for kind in ("abundance", "hsi")
+                        for n, row in realism_table[kind].items() for m, v in row.items()}},
+            folders={"figures": figures, "feature_net": Path(tmp) / "feature_net"})
     write_json(dataset_path(params, "evaluation_metrics"), result)
-    tags = tag_evaluation(judged[0], judged[1], headline_figures(realism_table, registered), run.info.run_id)
-    log.info("evaluate: %s version %d (found from %s) tagged %s", judged[0], judged[1], judged[2],
+    name, version, found = inputs.judged
+    tags = tag_evaluation(name, version, headline_figures(realism_table, str(section(params, "generator")["name"])),
+                          result["run_id"])
+    log.info("evaluate: %s version %d (found from %s) tagged %s", name, version, found,
              ", ".join(f"{k} {v}" for k, v in tags.items()))
-    for name, row in table.items():
-        log.info("%-26s F_p %.4f  D_b %.4f  D_b/F_p %.3f  FD %.3g  P %.2f  R %.2f", name, row["F_p"], row["D_b"],
+    for cand, row in table.items():
+        log.info("%-26s F_p %.4f  D_b %.4f  D_b/F_p %.3f  FD %.3g  P %.2f  R %.2f", cand, row["F_p"], row["D_b"],
                  row["D_b/F_p"], row["frechet"], row["precision"], row["recall"])
     return result

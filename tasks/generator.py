@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import (configure_tracking, describe_version, download_generator, load_registered_unmixing_model,
-                            log_generator, register, resolve_model_version, start_stage_run, version_description,
-                            write_registration)
+                            log_generator, log_to_run, register, resolve_model_version, resume_run, start_stage_run,
+                            version_description, write_registration)
 from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device, resolve_autocast
@@ -141,109 +142,153 @@ def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[s
                            max_angle_deg=float(max_angle))
 
 
-@task(name="train-generator", tags=["cuda"])
-def train_generator_task(params: dict, pretrain: bool = False) -> dict:
-    """Fit the generator named in params on the abundance stores, log it to MLflow (losses, sample grids rendered
-    through the endmembers, quality figures), register it as ``generator.model_name`` with the champion rule.
+@dataclass
+class GeneratorInputs:
+    """What a generator trains on (:func:`generator_inputs`): maps (N, k, H, W) with their labels (class or None)
+    and class list (None: unconditional), and the endmembers (C, k) reflectance on ``wavelength`` (C,) nm that
+    turn them into HSIs, with the endmember store's attrs (the unmixing model version)."""
+    maps: np.ndarray
+    labels: list
+    classes: list[str] | None
+    endmembers: np.ndarray
+    wavelength: np.ndarray
+    endmember_attrs: dict
 
-    With ``generator.init_from_checkpoint`` the run starts from the checkpoint the long profile trained
-    (``generator.checkpoint``) and trains ``generator.train.steps`` more steps (0: uses it as it is).
-    ``pretrain``: the long profile's run instead: train from scratch and write the checkpoint (no registration)."""
-    import mlflow
+    def unmixing_version(self) -> str:
+        return str(self.endmember_attrs.get("model_version", ""))
 
-    from ubf_core.generators import TrainSettings
-    from ubf_core.generators.checkpoint import save_checkpoint
-    from ubf_core.generators.quality import nearest_real_angle_deg
-    from ubf_core.synthesis.mixing import mix
 
-    log = get_run_logger()
-    g = section(params, "generator")
-    seed = int(params["seed"])
-    source = str(g["source"])
+@task(name="generator-inputs", cache_policy=NO_CACHE)
+def generator_inputs(params: dict) -> GeneratorInputs:
+    """The generator's training set (:func:`generator_training_set`) and the endmembers, checked to agree on k."""
     maps, labels, classes = generator_training_set(params)
     E, wl, e_attrs = load_endmembers(params)
     if E.shape[1] != maps.shape[1]:
         raise UBFInputError(dataset_path(params, "endmembers"),
                             f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
-    gen, started_from = initial_generator(params, str(g["name"]), maps, classes, E, wl, pretrain)
+    return GeneratorInputs(maps, labels, classes, E, wl, e_attrs)
+
+
+def _stage(pretrain: bool) -> str:
+    return "pretrain_generator" if pretrain else "train_generator"
+
+
+@task(name="fit-generator", tags=["cuda"], cache_policy=NO_CACHE)
+def fit_generator(params: dict, inputs: GeneratorInputs, pretrain: bool = False):
+    """Fit the generator named in params on ``inputs`` in the stage's MLflow run (its params, tags and the losses
+    step by step). With ``generator.init_from_checkpoint`` the fit starts from the checkpoint the long profile
+    trained (``generator.checkpoint``) and trains ``generator.train.steps`` more steps (0: uses it as it is);
+    ``pretrain``: the long profile's own run, from scratch. Returns (generator, loss history, the checkpoint's
+    provenance or None, the run id: the next steps log into the same run)."""
+    from ubf_core.generators import TrainSettings
+
+    g = section(params, "generator")
+    seed = int(params["seed"])
+    maps, classes = inputs.maps, inputs.classes
+    gen, started_from = initial_generator(params, str(g["name"]), maps, classes, inputs.endmembers,
+                                          inputs.wavelength, pretrain)
     t = dict(g["train"])
     settings = TrainSettings.from_params(t)
     if settings.steps == 0 and started_from is None:
         raise UBFInputError("generator.train.steps", "0 steps trains nothing: give steps ≥ 1, or start from a "
                                                      "checkpoint (generator.init_from_checkpoint)")
-    pv = dict(g["preview"])
     device = pick_device(t["device"], "generator.train.device")
     autocast = resolve_autocast(device, settings.autocast, "generator.train.autocast")   # refused before any work
-
-    stage = "pretrain_generator" if pretrain else "train_generator"
-    p_hash = params_hash(g, params.get("seed"))
-    with start_stage_run(stage, resolve(params, "."), p_hash) as run:
-        mlflow.log_params({"name": gen.name, "source": source, "hsi_share": g.get("hsi_share"),
+    with start_stage_run(_stage(pretrain), resolve(params, "."), params_hash(g, params.get("seed"))) as run:
+        log_to_run(params={"name": gen.name, "source": g["source"], "hsi_share": g.get("hsi_share"),
                            "heldout_sources": ",".join(map(str, params.get("heldout_sources") or [])),
                            "conditional": classes is not None, "n_maps": len(maps), "k": gen.k,
                            "size": "x".join(map(str, gen.size)), "seed": seed,
                            **{f"train.{a}": b for a, b in t.items()},
-                           **{f"option.{a}": str(b) for a, b in gen.config.items()}})
-        mlflow.set_tags({"unmixing_model_version": str(e_attrs.get("model_version", "")),
-                         "wavelength_nm": json.dumps([float(v) for v in wl]),
+                           **{f"option.{a}": b for a, b in gen.config.items()}},
+                   tags={"unmixing_model_version": inputs.unmixing_version(),
+                         "wavelength_nm": json.dumps([float(v) for v in inputs.wavelength]),
                          "started_from": json.dumps(started_from) if started_from else "scratch",
                          "device": device, "autocast": autocast})
         gen.to(device)
-        history = gen.fit(maps, labels if classes else None, settings, seed=seed,
-                          on_log=lambda step, rec: mlflow.log_metrics(
-                              {k: v for k, v in rec.items() if k != "step"}, step=step))
-        per = int(pv["n_per_class"])
-        want = [c for c in (classes or []) for _ in range(per)] or None
-        n = len(want) if want else max(8, per)
-        options = {"micro_batch": int(section(params, "synthesis")["micro_batch"])}
-        if gen.name == "ddpm":
-            options |= {"sampler": pv["sampler"], "steps": int(pv["steps"])}
-        samples = gen.sample(n, seed=seed, labels=want, **options)
-        uncond = gen.sample(n, seed=seed + 1, **options)
-        real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
-        fake = mix(uncond, E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
-        quality = {"hist_distance": abundance_histogram_distance(uncond, maps),
-                   "nearest_real_angle_deg": nearest_real_angle_deg(fake, real, max_generated=4096,
-                                                                    max_real=16384, seed=seed),
-                   "final_loss": float(history[-1]["loss"]) if history else float("nan")}
-        mlflow.log_metrics(quality)
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png")
-            render_samples(maps[:16], E, wl, [lab or "HSI" for lab in labels[:16]], tmp / "training_rgb.png")
-            mlflow.log_artifact(str(tmp / "samples_rgb.png"))
-            mlflow.log_artifact(str(tmp / "training_rgb.png"))
-            if pretrain:
-                out = save_checkpoint(gen, resolve(params, g["checkpoint"]), E, wl, {
-                    "command": "python -m flows.pretrain_generator --params params.long.yaml",
-                    "mlflow_run_id": run.info.run_id, "params_hash": p_hash,
-                    "steps": settings.steps, "n_maps": int(len(maps)),
-                    "unmixing_model_version": str(e_attrs.get("model_version", ""))})
-                log.info("pretrain: checkpoint %s (%d steps, loss %.4f → %.4f)", out, settings.steps,
-                         history[0]["loss"], history[-1]["loss"])
-                return {**quality, "steps": settings.steps, "checkpoint": relative(params, out),
-                        "run_id": run.info.run_id}
-            folder = gen.save(tmp / "generator")
-            info = log_generator(folder)
-        metric = str(g["champion_metric"])
-        model_name = str(g["model_name"])
-        reg = register(info.model_uri, model_name, metric, float(quality[metric]),
-                       bool(g["champion_higher_is_better"]),
-                       tags={"run_id": run.info.run_id, "params_hash": p_hash,
-                             "unmixing_model_version": str(e_attrs.get("model_version", "")),
-                             "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in wl])})
-        describe_version(model_name, reg["version"], version_description(
-            generator_trained_on(params, labels, classes, e_attrs.get("model_version")), p_hash,
-            {metric: quality[metric], **quality}, run.info.run_id), GENERATOR_MODEL_DESCRIPTION)
-    log.info("generator %s on %d maps (%s, %d steps): %s = %.4f; version %d, champion %d", gen.name, len(maps),
-             "from the checkpoint" if started_from else "from scratch", settings.steps, metric, quality[metric],
-             reg["version"], reg["champion_version"])
-    metrics = {**quality, "steps": settings.steps, "n_maps": len(maps),
-               "started_from": started_from or "scratch", "model_version": reg["version"],
-               "champion_version": reg["champion_version"], "run_id": run.info.run_id}
+        history = gen.fit(maps, inputs.labels if classes else None, settings, seed=seed,
+                          on_log=lambda step, rec: log_to_run(metrics={k: v for k, v in rec.items() if k != "step"},
+                                                              step=step))
+        return gen, history, started_from, run.info.run_id
+
+
+@task(name="judge-generator", cache_policy=NO_CACHE)
+def judge_generator(params: dict, gen, inputs: GeneratorInputs, history: list[dict], run_id: str) -> dict:
+    """Sample the fitted generator (``generator.preview``: n per class, the sampler) and log to run ``run_id`` the
+    quality figures (abundance-histogram distance and nearest-real spectral angle of unconditional samples, final
+    loss) and two grids rendered through the endmembers: samples_rgb.png and training_rgb.png. Returns the figures."""
+    from ubf_core.generators.quality import nearest_real_angle_deg
+    from ubf_core.synthesis.mixing import mix
+
+    g, seed = section(params, "generator"), int(params["seed"])
+    pv = dict(g["preview"])
+    E, maps, classes = inputs.endmembers, inputs.maps, inputs.classes
+    per = int(pv["n_per_class"])
+    want = [c for c in (classes or []) for _ in range(per)] or None
+    n = len(want) if want else max(8, per)
+    options = {"micro_batch": int(section(params, "synthesis")["micro_batch"])}
+    if gen.name == "ddpm":
+        options |= {"sampler": pv["sampler"], "steps": int(pv["steps"])}
+    samples = gen.sample(n, seed=seed, labels=want, **options)
+    uncond = gen.sample(n, seed=seed + 1, **options)
+    real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+    fake = mix(uncond, E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+    quality = {"hist_distance": abundance_histogram_distance(uncond, maps),
+               "nearest_real_angle_deg": nearest_real_angle_deg(fake, real, max_generated=4096,
+                                                                max_real=16384, seed=seed),
+               "final_loss": float(history[-1]["loss"]) if history else float("nan")}
+    with tempfile.TemporaryDirectory() as tmp, resume_run(run_id):
+        tmp = Path(tmp)
+        wl = inputs.wavelength
+        render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png")
+        render_samples(maps[:16], E, wl, [lab or "HSI" for lab in inputs.labels[:16]], tmp / "training_rgb.png")
+        log_to_run(metrics=quality, files=[tmp / "samples_rgb.png", tmp / "training_rgb.png"])
+    return quality
+
+
+@task(name="write-generator-checkpoint", cache_policy=NO_CACHE)
+def write_checkpoint(params: dict, gen, inputs: GeneratorInputs, history: list[dict], quality: dict,
+                     run_id: str) -> dict:
+    """The long profile's output: the fitted generator as the checkpoint ``generator.checkpoint`` (weights, config,
+    the endmembers it learned on, the run's provenance). Returns the stage's figures."""
+    from ubf_core.generators.checkpoint import save_checkpoint
+
+    g = section(params, "generator")
+    steps = int(g["train"]["steps"])
+    out = save_checkpoint(gen, resolve(params, g["checkpoint"]), inputs.endmembers, inputs.wavelength, {
+        "command": "python -m flows.pretrain_generator --params params.long.yaml",
+        "mlflow_run_id": run_id, "params_hash": params_hash(g, params.get("seed")),
+        "steps": steps, "n_maps": int(len(inputs.maps)), "unmixing_model_version": inputs.unmixing_version()})
+    get_run_logger().info("pretrain: checkpoint %s (%d steps, loss %.4f → %.4f)", out, steps, history[0]["loss"],
+                          history[-1]["loss"])
+    return {**quality, "steps": steps, "checkpoint": relative(params, out), "run_id": run_id}
+
+
+@task(name="register-generator", cache_policy=NO_CACHE)
+def register_generator(params: dict, gen, inputs: GeneratorInputs, quality: dict, started_from: dict | None,
+                       run_id: str) -> dict:
+    """Log the fitted generator to run ``run_id`` and register it as ``generator.model_name`` (the alias champion
+    moves only to a better version on ``generator.champion_metric``), described (data, params hash, figures);
+    write catalogue ``generator_metrics`` (a DVC metric) and ``generator_model`` (the registered version)."""
+    g = section(params, "generator")
+    p_hash = params_hash(g, params.get("seed"))
+    with tempfile.TemporaryDirectory() as tmp, resume_run(run_id):
+        info = log_generator(gen.save(Path(tmp) / "generator"))
+    metric, model_name = str(g["champion_metric"]), str(g["model_name"])
+    reg = register(info.model_uri, model_name, metric, float(quality[metric]), bool(g["champion_higher_is_better"]),
+                   tags={"run_id": run_id, "params_hash": p_hash, "unmixing_model_version": inputs.unmixing_version(),
+                         "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in inputs.wavelength])})
+    describe_version(model_name, reg["version"], version_description(
+        generator_trained_on(params, inputs.labels, inputs.classes, inputs.unmixing_version()), p_hash,
+        {metric: quality[metric], **quality}, run_id), GENERATOR_MODEL_DESCRIPTION)
+    steps = int(g["train"]["steps"])
+    get_run_logger().info("generator %s on %d maps (%s, %d steps): %s = %.4f; version %d, champion %d", gen.name,
+                          len(inputs.maps), "from the checkpoint" if started_from else "from scratch", steps, metric,
+                          quality[metric], reg["version"], reg["champion_version"])
+    metrics = {**quality, "steps": steps, "n_maps": len(inputs.maps), "started_from": started_from or "scratch",
+               "model_version": reg["version"], "champion_version": reg["champion_version"], "run_id": run_id}
     write_json(dataset_path(params, "generator_metrics"), metrics)
-    write_registration(dataset_path(params, "generator_model"),
-                       model_name, reg, run.info.run_id)
+    write_registration(dataset_path(params, "generator_model"), model_name, reg, run_id)
     return metrics
 
 

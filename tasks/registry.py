@@ -67,6 +67,53 @@ def start_stage_run(stage: str, root: str | Path, params_hash: str):
                             tags={"stage": stage, "params_hash": params_hash})
 
 
+def resume_run(run_id: str):
+    """Reopen the finished MLflow run ``run_id`` (tracking already configured) to log more into it, as
+    ``with resume_run(run_id):``; it ends again on leaving. A stage split into tasks logs into one run this way."""
+    import mlflow
+
+    return mlflow.start_run(run_id=run_id)
+
+
+def metric_name(name: str) -> str:
+    """An MLflow metric name for a figure's name: ``/`` (MLflow reads it as a folder) becomes ``_per_``."""
+    return name.replace("/", "_per_")
+
+
+def log_to_run(*, params: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+               tags: dict[str, Any] | None = None, files: list[str | Path] = (),
+               folders: dict[str, str | Path] | None = None, step: int | None = None) -> None:
+    """Log to the active MLflow run, the one way every stage logs: ``params`` (values as text), ``metrics`` (only
+    finite real numbers; names through :func:`metric_name`; at ``step`` when given), ``tags``, ``files`` (artifacts
+    at the run's root) and ``folders`` (artifact path → local folder, logged whole)."""
+    import math
+
+    import mlflow
+
+    if params:
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+    if metrics:
+        finite = {metric_name(k): float(v) for k, v in metrics.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        if finite:
+            mlflow.log_metrics(finite, step=step)
+    if tags:
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+    for f in files:
+        mlflow.log_artifact(str(f))
+    for artifact_path, folder in (folders or {}).items():
+        mlflow.log_artifacts(str(folder), artifact_path)
+
+
+def track_stage(stage: str, root: str | Path, params_hash: str, **record: Any) -> str:
+    """One MLflow run of stage ``stage`` (:func:`start_stage_run`) holding ``record`` (the keyword arguments of
+    :func:`log_to_run`). Returns the run id. Stages that log while they train open the run themselves and call
+    :func:`log_to_run` inside it."""
+    with start_stage_run(stage, root, params_hash) as run:
+        log_to_run(**record)
+        return run.info.run_id
+
+
 def version_description(trained_on: dict[str, Any], params_hash: str, figures: dict[str, float],
                         run_id: str = "") -> str:
     """The description of a registered model version, one item a line: what it was trained on (``trained_on``:

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from tasks.params import dataset_path, params_file_hash, resolve
-from tasks.registry import start_stage_run
+from tasks.registry import track_stage
 from ubf_core.data.stores import open_store
 from ubf_core.evaluation.verdicts import (class_fidelity_table, column_label, control_lines, metric_table,
                                           per_class_table, table_metrics, verdict_lines)
@@ -222,10 +222,7 @@ def build_report(params: dict) -> Report:
 @task(name="report")
 def report_task(params: dict) -> dict:
     """Write the HTML report (catalogue: ``report``) and log it to MLflow."""
-    import mlflow
-
     path = build_report(params).write(dataset_path(params, "report"))
-    with start_stage_run("report", resolve(params, "."), params_file_hash(params)):
-        mlflow.log_artifact(str(path))
+    track_stage("report", resolve(params, "."), params_file_hash(params), files=[path])
     get_run_logger().info("report: %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return {"report": str(path)}
