@@ -156,7 +156,7 @@ def project(stack, tmp_path_factory):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synthesis"].update(n=BASE["n_samples"], class_mix=BASE["classes"], block_size=BASE["block_size"],
                                micro_batch=1, sampler="dpm++", steps=4, guidance_scale=2.0, noise_snr_db=30.0,
-                               torch_threads=1, device="cpu", out="stores/synthetic.zarr",
+                               torch_threads=1, device="cpu",
                                export={**params["synthesis"]["export"], "n": 0})
     params["dask"].update(scheduler_address=None, processes=False, n_workers=1, threads_per_worker=1)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
