@@ -27,7 +27,7 @@ from ubf_core.errors import UBFInputError
 from ubf_core.io.source import UNITS
 from ubf_core.unmixing.network import MIXING
 
-__all__ = ["DecoderSettings", "AtmosphereGroups", "atmosphere_groups", "check_decoder", "ENDMEMBERS", "ATMOSPHERE",
+__all__ = ["DecoderSettings", "AtmosphereGroups", "atmosphere_groups", "check_decoder", "patch_units", "ENDMEMBERS", "ATMOSPHERE",
            "RADIANCE_OFF_WARNING"]
 
 ENDMEMBERS = ("learned", "library")
@@ -125,6 +125,15 @@ def atmosphere_groups(setting: str, units, sensors, sources, is_val) -> Atmosphe
     names = tuple(sorted(set(sensors[radiance])))
     index = np.array([names.index(g) if r else -1 for g, r in zip(sensors, radiance)], dtype=np.int64)
     return AtmosphereGroups(names, index)
+
+
+def patch_units(ds, where) -> tuple[np.ndarray, np.ndarray]:
+    """(units (N,), sensor (N,)) of an HSI store's patches (its ``units`` and ``sensor`` coordinates); a store
+    written before units were recorded is a one-line error naming it."""
+    if "units" not in ds.coords or "sensor" not in ds.coords:
+        raise UBFInputError(where, "the HSI store records no units per patch (written before data sets declared "
+                                   "units): rerun prepare_hsi (dvc repro prepare_hsi)")
+    return ds["units"].values.astype(str), ds["sensor"].values.astype(str)
 
 
 def check_decoder(model, decoder: DecoderSettings, uri: str, radiance: bool) -> None:
