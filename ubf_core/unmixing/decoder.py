@@ -100,9 +100,7 @@ def atmosphere_groups(setting: str, units, sensors, sources, is_val) -> Atmosphe
     radiance; ``sensor`` "" for reflectance); ``is_val`` (N,) bool. Off with radiance patches present: a
     ``UserWarning`` naming the data sets, also returned in ``warning`` for the caller's log.
     """
-    units = np.asarray(units).astype(str)
-    sensors = np.asarray(sensors).astype(str)
-    sources = np.asarray(sources).astype(str)
+    units, sensors, sources = _text(units), _text(sensors), _text(sources)
     is_val = np.asarray(is_val, dtype=bool)
     _check_units(units, sensors, sources)
     radiance = units == "radiance"
@@ -133,7 +131,12 @@ def patch_units(ds, where) -> tuple[np.ndarray, np.ndarray]:
     if "units" not in ds.coords or "sensor" not in ds.coords:
         raise UBFInputError(where, "the HSI store records no units per patch (written before data sets declared "
                                    "units): rerun prepare_hsi (dvc repro prepare_hsi)")
-    return ds["units"].values.astype(str), ds["sensor"].values.astype(str)
+    return _text(ds["units"].values), _text(ds["sensor"].values)
+
+
+def _text(values) -> np.ndarray:
+    """Any 1-d array of strings (object, numpy or Zarr's variable-width StringDType) as a numpy ``str_`` array."""
+    return np.array([str(v) for v in np.asarray(values).ravel()], dtype=str)
 
 
 def check_decoder(model, decoder: DecoderSettings, uri: str, radiance: bool) -> None:

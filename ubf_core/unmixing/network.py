@@ -163,8 +163,9 @@ class UnmixingEncoder(nn.Module):
         self.blocks = nn.Sequential(*(RSABlock(a, b, reduction) for a, b in zip(chans[:-1], chans[1:])))
         self.head = _conv3(self.widths[-1], self.k)
         self.has_brightness = bool(brightness)
-        if self.has_brightness:   # created last: the other layers draw the same initial weights as without it
-            self.brightness_head = _conv3(self.widths[-1], 1)
+        if self.has_brightness:   # zero-initialised, drawing no random numbers: every other weight of the model
+            with torch.random.fork_rng(devices=[]):   # starts as without it
+                self.brightness_head = _conv3(self.widths[-1], 1)
             nn.init.zeros_(self.brightness_head.weight)
             nn.init.zeros_(self.brightness_head.bias)
 
