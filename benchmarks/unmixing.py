@@ -350,9 +350,9 @@ def decoders(args) -> None:
               flush=True)
     print(f"\n# unmixing decoders — {machine()}; epochs {u['train']['epochs']} (patience {u['train']['patience']}), "
           f"seed {seed}; units from {units_from}")
-    print(f"# train: {sorted(set(sources[~is_val]))} ({int((~is_val).sum())} patches); validate: "
-          f"{sorted(set(sources[is_val]))} ({int(is_val.sum())} patches); radiance: "
-          f"{sorted(set(sources[units == 'radiance']))}")
+    print(f"# train: {sorted({str(v) for v in sources[~is_val]})} ({int((~is_val).sum())} patches); validate: "
+          f"{sorted({str(v) for v in sources[is_val]})} ({int(is_val.sum())} patches); radiance: "
+          f"{sorted({str(v) for v in sources[units == "radiance"]})}")
     print(f"{'model':<34} {'pooled validation: PSNR dB  SSIM   SAD°   RMSE':<47} | Samson: PSNR dB  SSIM   SAD°   RMSE "
           f"| s/epoch  best/run")
 

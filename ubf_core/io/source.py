@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from ubf_core.errors import UBFInputError
+from ubf_core.units import UNITS
 
 FORMATS = ("mat", "geotiff", "envi", "cave")
 LAYOUTS = ("HWC", "CHW", "pixel_major")
@@ -66,7 +67,6 @@ ENVI_DATA_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
 
 _SOURCE_KEYS = ("path", "format", "variable", "layout", "rows", "cols", "order", "wavelengths", "fwhm",
                 "bad_bands", "scale", "nodata", "units", "sensor", "cite", "description")
-UNITS = ("reflectance", "radiance")   # what an HSI data set's values are (``units:``)
 _AXIS_SOURCES = ("variable", "linspace", "values", "table", "value")
 _AXIS_KEYS = ("variable", "unit", "linspace", "values", "table", "table_variable", "column", "indices_variable",
               "indices", "first_n", "index_base", "slice", "sort", "value")

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ubf_core.errors import UBFInputError
-from ubf_core.io.source import UNITS
+from ubf_core.units import UNITS
 from ubf_core.unmixing.network import MIXING
 
 __all__ = ["DecoderSettings", "AtmosphereGroups", "atmosphere_groups", "check_decoder", "patch_units", "ENDMEMBERS", "ATMOSPHERE",
