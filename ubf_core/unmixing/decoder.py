@@ -27,8 +27,8 @@ from ubf_core.errors import UBFInputError
 from ubf_core.units import UNITS
 from ubf_core.unmixing.network import MIXING
 
-__all__ = ["DecoderSettings", "AtmosphereGroups", "atmosphere_groups", "check_decoder", "patch_units", "ENDMEMBERS", "ATMOSPHERE",
-           "RADIANCE_OFF_WARNING"]
+__all__ = ["DecoderSettings", "AtmosphereGroups", "atmosphere_groups", "check_decoder", "patch_units", "ENDMEMBERS",
+           "ATMOSPHERE", "RADIANCE_OFF_WARNING"]
 
 ENDMEMBERS = ("learned", "library")
 ATMOSPHERE = ("auto", "always", "never")
