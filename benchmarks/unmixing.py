@@ -352,7 +352,7 @@ def decoders(args) -> None:
           f"seed {seed}; units from {units_from}")
     print(f"# train: {sorted({str(v) for v in sources[~is_val]})} ({int((~is_val).sum())} patches); validate: "
           f"{sorted({str(v) for v in sources[is_val]})} ({int(is_val.sum())} patches); radiance: "
-          f"{sorted({str(v) for v in sources[units == "radiance"]})}")
+          f"{sorted({str(v) for v in sources[units == 'radiance']})}")
     print(f"{'model':<34} {'pooled validation: PSNR dB  SSIM   SAD°   RMSE':<47} | Samson: PSNR dB  SSIM   SAD°   RMSE "
           f"| s/epoch  best/run")
 
