@@ -14,6 +14,12 @@
             mean training spectrum, pooled over the validation scenes and per scene, with and without the input
             bands (the network's row is read from reports/unmixing.json's "baselines" when it is there); ablation
             and crossdata print the same comparison under every setting, with the network
+  decoders  the decoder options of unmixing.decoder, each trained on the same split from the same seed: linear
+            (learned endmembers, today's model), +brightness, +atmosphere (a factor t per radiance sensor),
+            +brightness+atmosphere (and library, library+atmosphere once ubf_core/spectral/library.py exists):
+            PSNR, SSIM, SAD°, RMSE pooled on the validation scenes and on Samson alone, next to least squares and
+            VCA+FCLS, with the seconds per epoch of each; then the learned t of the ABU sensor at a few wavelengths.
+            --stores DIR reads hsi.zarr and rgb.zarr from DIR (read-only) instead of the catalogue's paths
   bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
             (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
             (reports/unmixing.json) and to the scene's own VCA+FCLS (endmembers fitted to that scene itself)
@@ -22,6 +28,7 @@ Every run trains from the same seed; speed, ablation and bound validate on param
 
 Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
        | crossdata [--epochs N] [--k 3,5,8] [--hold NAME,...] | baselines | bound
+       | decoders [--epochs N] [--stores DIR]
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
 from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSettings, fit_references,
                                           fit_unmixing, validation_figures)
+from ubf_core.unmixing.decoder import DecoderSettings, patch_units
 from ubf_core.unmixing.figures import plot_abundance_histograms
 from ubf_core.unmixing.inference import encode
 from ubf_core.unmixing.inputs import InputSpace, three_band
@@ -282,6 +290,90 @@ def bound(args) -> None:
               f"{sad(E @ fcls(Y, E)):7.2f}  {sad(own @ fcls(Y, own)):12.2f}", flush=True)
 
 
+DECODER_VARIANTS = {   # name -> unmixing.decoder (the rest of params' unmixing section unchanged)
+    "linear (learned E)": {"brightness": False, "atmosphere": "never"},
+    "+brightness": {"brightness": True, "atmosphere": "never"},
+    "+atmosphere": {"brightness": False, "atmosphere": "always"},
+    "+brightness+atmosphere": {"brightness": True, "atmosphere": "always"},
+}
+T_WAVELENGTHS_NM = (400, 450, 500, 550, 600, 650, 687, 698)
+
+
+def store_units(params: dict, hsi, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(units (N,), sensor (N,), where they came from): the store's coordinates, or for a store written before
+    they existed, each patch's data set entry in params (hsi.datasets.<source>.units / sensor)."""
+    if "units" in hsi.coords and "sensor" in hsi.coords:
+        units, sensors = patch_units(hsi, "hsi store")
+        return units, sensors, "the store's coordinates"
+    ds = params["hsi"]["datasets"]
+    return (np.array([ds[s]["units"] for s in sources]), np.array([ds[s].get("sensor", "") for s in sources]),
+            "params hsi.datasets (the store predates the units coordinate)")
+
+
+def decoders(args) -> None:
+    """Every decoder option on the same split, one table (see the module docstring)."""
+    params = load_params(args.params)
+    stores = {name: (args.stores / f"{name}.zarr" if args.stores else dataset(args.params, name))
+              for name in ("hsi", "rgb")}
+    hsi, rgb_ds = open_store(stores["hsi"]), open_store(stores["rgb"])
+    sources = np.array([str(s) for s in hsi["source"].values])
+    is_val = np.isin(sources, params["unmixing"]["validation_sources"])
+    y, wl = hsi["reflectance"].values, hsi["wavelength"].values
+    seed = int(params.get("seed", 0))
+    rgb = rgb_ds["rgb"].isel(patch=np.sort(np.random.default_rng(seed).choice(
+        rgb_ds.sizes["patch"], min(512, rgb_ds.sizes["patch"]), replace=False))).values
+    units, sensors, units_from = store_units(params, hsi, sources)
+    u = copy.deepcopy(params["unmixing"])
+    if args.epochs:
+        u["train"]["epochs"] = args.epochs
+    variants = dict(DECODER_VARIANTS)
+    library_note = ("library, library+atmosphere: skipped (ubf_core/spectral/library.py is not in this tree)"
+                    if not (REPO / "ubf_core" / "spectral" / "library.py").exists() else
+                    "library, library+atmosphere: not wired here yet (library_endmembers exists: add its call)")
+    rows, t_abu, compared0 = [], None, None
+    for name, dec in variants.items():
+        u["decoder"] = {**DecoderSettings().to_dict(), **(u.get("decoder") or {}), **dec}
+        s = UnmixingSettings.from_params(u, seed)
+        stamps = []
+        t0 = time.perf_counter()
+        fitted = fit_unmixing(y, wl, is_val, rgb, s, seed=seed, units=units, sensors=sensors, sources=sources,
+                              on_epoch=lambda ep, rec: stamps.append(time.perf_counter()))
+        took = time.perf_counter() - t0
+        per_epoch = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
+        by_source, compared = validation_figures(fitted, y, is_val, sources, wavelengths_nm=wl)
+        compared0 = compared0 or compared
+        rows.append((name, compared["network"]["pooled"], by_source.get("samson", {}).get("network"),
+                     per_epoch, fitted.result.best_epoch, len(fitted.result.history)))
+        if fitted.model.transmission() is not None and t_abu is None:
+            t_abu = (fitted.model.atmosphere, fitted.model.transmission().detach().numpy(), name)
+        print(f"# {name}: {took:.0f} s, best epoch {fitted.result.best_epoch} of {len(fitted.result.history)}",
+              flush=True)
+    print(f"\n# unmixing decoders — {machine()}; epochs {u['train']['epochs']} (patience {u['train']['patience']}), "
+          f"seed {seed}; units from {units_from}")
+    print(f"# train: {sorted({str(v) for v in sources[~is_val]})} ({int((~is_val).sum())} patches); validate: "
+          f"{sorted({str(v) for v in sources[is_val]})} ({int(is_val.sum())} patches); radiance: "
+          f"{sorted({str(v) for v in sources[units == 'radiance']})}")
+    print(f"{'model':<34} {'pooled validation: PSNR dB  SSIM   SAD°   RMSE':<47} | Samson: PSNR dB  SSIM   SAD°   RMSE "
+          f"| s/epoch  best/run")
+
+    def cells(p: dict | None) -> str:
+        return "   —" if p is None else f"{p['psnr']:7.2f}  {p['ssim']:.3f}  {p['sad_deg']:5.2f}  {p['rmse']:.4f}"
+
+    for name, pooled, samson, per_epoch, best, run in rows:
+        print(f"{name:<34} {cells(pooled):<47} | {cells(samson):<38} | {per_epoch:7.2f}  {best}/{run}")
+    for who in ("least_squares_1", "least_squares_2", "vca_fcls", "mean_spectrum"):
+        if who in compared0:
+            samson = compared0[who]["per_scene"].get("samson")
+            print(f"{BASELINE_NAMES[who]:<34} {cells(compared0[who]['pooled']):<47} | {cells(samson):<38} |")
+    print(f"# {library_note}")
+    if t_abu is not None:
+        names, t, who = t_abu
+        for g, sensor in enumerate(names):
+            at = [int(np.argmin(np.abs(wl - v))) for v in T_WAVELENGTHS_NM]
+            print(f"# learned t, sensor {sensor} ({who}): " + ", ".join(
+                f"{wl[i]:.0f} nm {t[g, i]:.3f}" for i in at))
+
+
 def k_list(text: str) -> list[int]:
     """'3,5,8' -> [3, 5, 8]; anything else is an argparse error naming the value."""
     try:
@@ -295,7 +387,9 @@ def k_list(text: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "baselines", "bound"])
+    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "baselines", "bound", "decoders"])
+    ap.add_argument("--stores", type=Path, default=None,
+                    help="decoders: a folder with hsi.zarr and rgb.zarr to read (default: the catalogue's paths)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
@@ -313,6 +407,8 @@ def main() -> None:
         baselines(args)
     elif args.what == "crossdata":
         crossdata(args)
+    elif args.what == "decoders":
+        decoders(args)
     else:
         ablation(args)
 

@@ -21,9 +21,11 @@ from ubf_core.devices import resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_camera_response, load_cie1931
+from ubf_core.unmixing.decoder import check_decoder, patch_units
 from ubf_core.unmixing.experiment import COMPARED, UnmixingSettings, fit_unmixing, validation_figures
-from ubf_core.unmixing.figures import abundance_mosaic, plot_abundance_histograms, plot_endmembers, rgb_pairs
-from ubf_core.unmixing.inference import check_store, encode, hsi_inputs, rgb_inputs
+from ubf_core.unmixing.figures import (abundance_mosaic, plot_abundance_histograms, plot_endmembers,
+                                       plot_transmission, rgb_pairs)
+from ubf_core.unmixing.inference import check_store, encode, encode_with_brightness, hsi_inputs, rgb_inputs
 from ubf_core.unmixing.inputs import three_band
 from ubf_core.unmixing.saved import SAVED_FORMAT
 
@@ -47,7 +49,8 @@ def model_response(params: dict, model):
 
 def hsi_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(reflectance (N, C, H, W), wavelengths (C,), is-validation mask (N,), scene name of each patch (N,)) of
-    the hsi store; the validation scenes are unmixing.validation_sources."""
+    the hsi store (radiance for the patches whose ``units`` coordinate says so); the validation scenes are
+    unmixing.validation_sources."""
     u = section(params, "unmixing")
     store_path = dataset_path(params, "hsi")
     ds = open_store(store_path)
@@ -104,6 +107,7 @@ def train_unmixing_task(params: dict) -> dict:
     val_sources = sorted(set(sources[is_val]))
     rgb = _rgb_sample(params, 512, seed)
     hsi_store = open_store(dataset_path(params, "hsi"))
+    units, sensors = patch_units(hsi_store, dataset_path(params, "hsi"))
 
     p_hash = params_hash(u, params.get("seed"))
     with start_stage_run("train_unmixing", root, p_hash) as run:
@@ -111,14 +115,19 @@ def train_unmixing_task(params: dict) -> dict:
                            "validation_sources": ",".join(val_sources), "alpha": settings.alpha,
                            "beta": settings.beta, "stem": settings.stem, "widths": str(list(settings.widths)),
                            "init_endmembers": settings.init_endmembers, "seed": seed,
+                           **{f"decoder.{a}": b for a, b in settings.decoder.to_dict().items()},
                            **{f"train.{a}": b for a, b in u["train"].items()}})
         mlflow.set_tags({"autocast": resolve_autocast(settings.train.device, settings.train.autocast)})
         mlflow.set_tags({"hsi_store_params_hash": hsi_store.attrs.get("params_hash", ""),
                          "hsi_store_sources": json.dumps(hsi_store.attrs.get("source_checksums", {}))})
         fitted = fit_unmixing(y, wl, is_val, rgb, settings, seed=seed, response=_response(params, u),
                               on_epoch=lambda ep, rec: mlflow.log_metrics(
-                                  {k_: v for k_, v in rec.items() if k_ != "epoch"}, step=ep))
+                                  {k_: v for k_, v in rec.items() if k_ != "epoch"}, step=ep),
+                              units=units, sensors=sensors, sources=sources)
         model, final, baseline = fitted.model, fitted.best, fitted.baseline
+        if fitted.atmosphere.warning:
+            log.warning(fitted.atmosphere.warning)
+        mlflow.log_param("decoder.atmosphere_groups", ",".join(fitted.atmosphere.names) or "none")
         mlflow.log_param("rgb_to_hsi_scale", fitted.space.rgb_to_hsi_scale)
         mlflow.log_metrics(baseline)
         mlflow.log_metrics({f"best_{k_}": v for k_, v in final.items()})
@@ -136,9 +145,16 @@ def train_unmixing_task(params: dict) -> dict:
         a_hsi = encode(model, fitted.x[~is_val], 64, progress=False)
         hist_distance = abundance_histogram_distance(a_rgb, a_hsi)
         mlflow.log_metric("rgb_vs_hsi_abundance_hist_distance", hist_distance)
+        transmission = model.transmission()
+        if transmission is not None:   # t per sensor group and wavelength, as metrics (step = band index)
+            for g, name in enumerate(model.atmosphere):
+                for band, value in enumerate(transmission[g].detach().numpy()):
+                    mlflow.log_metric(f"transmission_{name}", float(value), step=band)
         with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
             model.eval()
-            a_val, y_hat = model(torch.as_tensor(fitted.x[is_val][:6]))
+            groups = fitted.atmosphere.index
+            a_val, y_hat = model(torch.as_tensor(fitted.x[is_val][:6]),
+                                 **({} if groups is None else {"groups": torch.as_tensor(groups[is_val][:6])}))
             sel = three_band(y[is_val][:6], wl, "select")
             rec = three_band(y_hat.numpy(), wl, "select")
             for f in (plot_endmembers(wl, {"network": model.endmembers().numpy(), "VCA": fitted.vca_endmembers},
@@ -148,6 +164,9 @@ def train_unmixing_task(params: dict) -> dict:
                       plot_abundance_histograms({"RGB images": a_rgb, "training HSIs": a_hsi},
                                                 Path(tmp) / "abundance_histograms_rgb_vs_hsi.png")):
                 mlflow.log_artifact(str(f))
+            if transmission is not None:
+                mlflow.log_artifact(str(plot_transmission(wl, transmission.numpy(), model.atmosphere,
+                                                          Path(tmp) / "transmission.png")))
         info = log_unmixing_model(model)
         metric = str(u["champion_metric"])
         model_name = str(u["model_name"])
@@ -204,6 +223,8 @@ def infer_abundance_task(params: dict) -> dict:
     data = {kind: open_store(p) for kind, p in paths.items()}
     check_store(model, paths["hsi"], data["hsi"], "reflectance", k, uri)
     check_store(model, paths["rgb"], data["rgb"], "rgb", k, uri)
+    units, _ = patch_units(data["hsi"], paths["hsi"])
+    check_decoder(model, UnmixingSettings.from_params(u).decoder, uri, bool((units == "radiance").any()))
 
     meta = model.meta
     batch = int(u["infer_batch_size"])
@@ -211,14 +232,18 @@ def infer_abundance_task(params: dict) -> dict:
                   "model_run_id": version.run_id or "", "input_space": json.dumps(meta["input_space"]),
                   "params_hash": params_hash(u, params.get("seed"))}
     hsi = data["hsi"]
-    a_hsi = encode(model, hsi_inputs(model, hsi["reflectance"].values, model_response(params, model)), batch)
-    a_rgb = encode(model, rgb_inputs(model, data["rgb"]["rgb"].values), batch)
-    write_store(abundance_dataset(a_hsi, hsi, {**provenance, "input_store": relative(params, paths["hsi"])}),
+    a_hsi, s_hsi = encode_with_brightness(model, hsi_inputs(model, hsi["reflectance"].values,
+                                                            model_response(params, model)), batch)
+    a_rgb, s_rgb = encode_with_brightness(model, rgb_inputs(model, data["rgb"]["rgb"].values), batch)
+    write_store(abundance_dataset(a_hsi, hsi, {**provenance, "input_store": relative(params, paths["hsi"])}, s_hsi),
                 dataset_path(params, "abundance_hsi"))
-    write_store(abundance_dataset(a_rgb, data["rgb"], {**provenance, "input_store": relative(params, paths["rgb"])}),
-                dataset_path(params, "abundance_rgb"))
+    write_store(abundance_dataset(a_rgb, data["rgb"], {**provenance, "input_store": relative(params, paths["rgb"])},
+                                  s_rgb), dataset_path(params, "abundance_rgb"))
     E = model.endmembers().detach().cpu().numpy()
-    write_store(endmember_dataset(E, np.asarray(meta["wavelength_nm"]), provenance),
+    t = model.transmission()
+    names = {"endmember_names": json.dumps(meta["endmember_names"])} if "endmember_names" in meta else {}
+    write_store(endmember_dataset(E, np.asarray(meta["wavelength_nm"]), {**provenance, **names},
+                                  None if t is None else t.detach().cpu().numpy(), model.atmosphere),
                 dataset_path(params, "endmembers"), dim="endmember")
     log.info("abundances from %s (version %s): %d HSI patches, %d RGB patches, k = %d", uri, version.version,
              len(a_hsi), len(a_rgb), k)

@@ -19,6 +19,7 @@ import xarray as xr
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics.reconstruction import reconstruction_report
+from ubf_core.unmixing.decoder import AtmosphereGroups, DecoderSettings, atmosphere_groups
 from ubf_core.unmixing.inputs import InputSpace, band_indices, three_band
 from ubf_core.unmixing.losses import UnmixingLoss
 from ubf_core.unmixing.network import UnmixingNet
@@ -47,6 +48,7 @@ class UnmixingSettings:
     init_endmembers: str = "vca"                    # vca | random
     alpha: float = 0.1
     beta: float = 1e-3
+    decoder: DecoderSettings = field(default_factory=DecoderSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
@@ -63,6 +65,7 @@ class UnmixingSettings:
                 input_space=str(u.get("input_space", "linear")),
                 init_endmembers=str(u.get("init_endmembers", "vca")),
                 alpha=float(loss.get("alpha", 0.1)), beta=float(loss.get("beta", 1e-3)),
+                decoder=DecoderSettings.from_params(u.get("decoder")),
                 train=TrainConfig(epochs=int(t.get("epochs", 30)), batch_size=int(t.get("batch_size", 16)),
                                   lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 0.0)),
                                   patience=int(t.get("patience", 5)), min_delta=float(t.get("min_delta", 0.0)),
@@ -88,6 +91,7 @@ class FittedUnmixing:
     vca_endmembers: np.ndarray    # (C, k) reflectance
     regressions: dict = field(default_factory=dict)   # least_squares_1, least_squares_2, mean_spectrum (fitted)
     input_bands: np.ndarray | None = None              # indices of the selected input bands (None: rendered)
+    atmosphere: AtmosphereGroups = field(default_factory=lambda: AtmosphereGroups((), None))   # groups per patch
 
     @property
     def best(self) -> dict:
@@ -140,43 +144,91 @@ def fit_references(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray
 
 def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
                  settings: UnmixingSettings, *, seed: int = 0, response: xr.DataArray | None = None,
-                 on_epoch: Callable[[int, dict], None] | None = None) -> FittedUnmixing:
+                 on_epoch: Callable[[int, dict], None] | None = None, units: np.ndarray | None = None,
+                 sensors: np.ndarray | None = None, sources: np.ndarray | None = None,
+                 fixed_endmembers: np.ndarray | None = None,
+                 endmember_names: list[str] | None = None) -> FittedUnmixing:
     """Fit the baselines (:func:`fit_references`) and the network on the training patches, scored on the
     validation ones.
 
-    ``y``: aligned reflectance (N, C, H, W); ``wavelengths_nm`` (C,); ``is_val`` (N,) bool; ``rgb_display``: a
-    sample of RGB patches (M, 3, H', W') in display sRGB [0, 1], used only to fit the input space's brightness
-    factor; ``response``: the spectral response when ``settings.three_band == "render"``.
+    ``y``: aligned patches (N, C, H, W), reflectance or (``units``) radiance; ``wavelengths_nm`` (C,); ``is_val``
+    (N,) bool; ``rgb_display``: a sample of RGB patches (M, 3, H', W') in display sRGB [0, 1], used only to fit the
+    input space's brightness factor; ``response``: the spectral response when ``settings.three_band == "render"``.
+
+    The decoder follows ``settings.decoder`` (:mod:`ubf_core.unmixing.decoder`). ``units``, ``sensors``,
+    ``sources`` (N,): the HSI store's per-patch coordinates, for the atmosphere term (None: all reflectance).
+    ``fixed_endmembers`` (C, N_lib) reflectance and ``endmember_names`` (N_lib,): the spectra of
+    ``decoder.endmembers: library`` (the network then has N_lib abundance channels; the names go to
+    ``model.meta["endmember_names"]``). With the defaults the network is exactly today's linear model.
     """
     is_val = np.asarray(is_val, dtype=bool)
+    dec = settings.decoder
+    if dec.endmembers == "library" and fixed_endmembers is None:
+        raise UBFInputError("params.yaml", "unmixing.decoder.endmembers: library needs the library spectra "
+                                           "(fixed_endmembers), none were given")
+    if dec.endmembers != "library" and fixed_endmembers is not None:
+        raise UBFInputError("params.yaml", "fixed endmembers were given but unmixing.decoder.endmembers is "
+                                           f"{dec.endmembers!r} (use library)")
+    n = len(y)
+    atm = atmosphere_groups(dec.atmosphere, ["reflectance"] * n if units is None else units,
+                            [""] * n if sensors is None else sensors,
+                            [""] * n if sources is None else sources, is_val)
     fitted = fit_references(y, wavelengths_nm, is_val, rgb_display, settings, seed=seed, response=response)
     x, space = fitted.x, fitted.space
+    fitted.atmosphere = atm
 
     torch.manual_seed(seed)
-    init = torch.as_tensor(fitted.vca_endmembers, dtype=torch.float32) if settings.init_endmembers == "vca" else None
-    model = UnmixingNet(settings.k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
-                        nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init)
+    k, kind = settings.k, "learned"
+    if fixed_endmembers is not None:
+        fixed = np.asarray(fixed_endmembers, dtype=np.float32)
+        if fixed.ndim != 2 or fixed.shape[0] != len(wavelengths_nm):
+            raise UBFInputError("fixed_endmembers", f"must be (C, N) with C = {len(wavelengths_nm)} bands, got "
+                                                    f"{fixed.shape}")
+        if endmember_names is None or len(endmember_names) != fixed.shape[1]:
+            raise UBFInputError("fixed_endmembers", f"needs one name per spectrum ({fixed.shape[1]})")
+        init, k, kind = torch.as_tensor(fixed), fixed.shape[1], "fixed"
+    else:
+        init = (torch.as_tensor(fitted.vca_endmembers, dtype=torch.float32) if settings.init_endmembers == "vca"
+                else None)
+    model = UnmixingNet(k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
+                        nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init,
+                        endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing)
     cfg = TrainConfig(**{**settings.train.__dict__, "seed": seed})
+    groups = atm.index
     result = train_unmixing(model, x[~is_val], y[~is_val], x[is_val], y[is_val], cfg,
-                            UnmixingLoss(alpha=settings.alpha, beta=settings.beta), on_epoch=on_epoch)
+                            UnmixingLoss(alpha=settings.alpha, beta=settings.beta), on_epoch=on_epoch,
+                            train_groups=None if groups is None else groups[~is_val],
+                            val_groups=None if groups is None else groups[is_val])
     model.cpu()
     model.meta = {"wavelength_nm": [float(v) for v in wavelengths_nm], "input_space": space.to_dict(),
                   "three_band": settings.three_band, "band_wavelengths_nm": list(settings.band_wavelengths_nm),
                   "render_response": settings.render_response}
+    if fixed_endmembers is not None:
+        model.meta["endmember_names"] = [str(v) for v in endmember_names]
     fitted.model, fitted.result = model, result
     return fitted
 
 
+def reconstruct(model, x: np.ndarray, groups: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
+    """The network's reconstruction (N, C, H, W) float32 of encoder inputs ``x`` (N, 3, H, W), each patch in its
+    own units (``groups`` (N,): sensor group of the atmosphere term, −1 reflectance; None: all reflectance)."""
+    model = model.cpu().eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(x[i:i + batch_size])
+            _, y_hat = model(xb) if groups is None else model(xb, groups=torch.as_tensor(groups[i:i + batch_size]))
+            out.append(y_hat.numpy())
+    return np.concatenate(out)
+
+
 def _reconstructions(fitted: FittedUnmixing, y_src: np.ndarray, x_src: np.ndarray,
-                     batch_size: int) -> dict[str, np.ndarray]:
+                     batch_size: int, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every compared model's reconstruction (N, C, H, W) of the patches ``y_src`` (network and regressions from
-    their encoder inputs ``x_src``, VCA+FCLS from the full spectra)."""
+    their encoder inputs ``x_src``, VCA+FCLS from the full spectra); ``groups``: the patches' atmosphere groups."""
     out = {}
     if fitted.model is not None:
-        model = fitted.model.cpu().eval()
-        with torch.no_grad():
-            out["network"] = np.concatenate([model(torch.as_tensor(x_src[i:i + batch_size]))[1].numpy()
-                                             for i in range(0, len(x_src), batch_size)])
+        out["network"] = reconstruct(fitted.model, x_src, groups, batch_size)
     E = fitted.vca_endmembers
     n, c, h, w = y_src.shape
     a = fcls(y_src.transpose(1, 0, 2, 3).reshape(c, -1), E)
@@ -228,7 +280,8 @@ def validation_figures(fitted: FittedUnmixing, y: np.ndarray, is_val: np.ndarray
     for source in sorted(set(sources[is_val])):
         pick = is_val & (sources == source)
         y_src = y[pick]
-        rec = _reconstructions(fitted, y_src, fitted.x[pick], batch_size)
+        groups = None if fitted.atmosphere.index is None else fitted.atmosphere.index[pick]
+        rec = _reconstructions(fitted, y_src, fitted.x[pick], batch_size, groups)
         by_source[source] = {"patches": int(len(y_src))}
         for name in names:
             by_source[source][name] = reconstruction_report(rec[name], y_src)
