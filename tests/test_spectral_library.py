@@ -138,6 +138,8 @@ def test_library_endmembers_from_params_and_patches():
     assert E.shape == (59, 5) and E.dtype == np.float32 and len(names) == 5
     assert _explained(E.astype(np.float64), np.moveaxis(y, 1, 0).reshape(59, -1).astype(np.float64)) > 0.999
     full = select_library_endmembers(params, REMOTE_SENSING.centres, y)
+    with pytest.raises(UBFInputError, match="not the params grid's"):       # another grid than params' grid
+        library_endmembers(params, np.linspace(400, 700, 31), y[:, :31])
     rec = full.record()
     assert rec["library_spectra"] == 5 and rec["library_in_file"] == 498 and rec["library_names"] == names
     assert rec["library_selection_rule"] == "greedy_nnls"

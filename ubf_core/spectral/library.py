@@ -416,12 +416,20 @@ def select_spectra(library: SpectralLibrary, y_train, settings: LibrarySettings)
 def select_library_endmembers(settings: LibrarySettings | Mapping[str, Any], wavelengths_nm, y_train,
                               fwhm_nm: float | None = None) -> SpectralLibrary:
     """The chosen library endmembers with their provenance: :func:`load_library` on the grid whose centres are
-    ``wavelengths_nm`` (C,) (nm; FWHM ``fwhm_nm`` or the band spacing), then :func:`select_spectra` against
-    ``y_train`` ((N, C, H, W) or (C, P) reflectance on that grid). ``settings``: :class:`LibrarySettings` or a
-    whole params dict."""
-    if not isinstance(settings, LibrarySettings):
-        settings = LibrarySettings.from_params(settings)
+    ``wavelengths_nm`` (C,) (nm), then :func:`select_spectra` against ``y_train`` ((N, C, H, W) or (C, P)
+    reflectance on that grid). ``settings``: :class:`LibrarySettings` (the band FWHM is then ``fwhm_nm``, default
+    the band spacing) or a whole params dict (the grid, FWHM included, is its ``grid`` section, which must have
+    the centres ``wavelengths_nm``)."""
     grid = grid_of(wavelengths_nm, fwhm_nm, where="library grid")
+    if not isinstance(settings, LibrarySettings):
+        params_grid = SpectralGrid.from_params(settings.get("grid", {}), where="params.yaml grid")
+        if params_grid.n_bands != grid.n_bands or not np.allclose(params_grid.centres, grid.centres, atol=1e-6):
+            raise UBFInputError("library grid", f"the wavelengths ({grid.n_bands} bands "
+                                                f"{format_range(grid.start_nm, grid.stop_nm)}) are not the params "
+                                                f"grid's ({params_grid.n_bands} bands "
+                                                f"{format_range(params_grid.start_nm, params_grid.stop_nm)})")
+        grid = params_grid
+        settings = LibrarySettings.from_params(settings)
     return select_spectra(load_library(settings, grid), y_train, settings)
 
 
