@@ -116,6 +116,8 @@ def train_unmixing_task(params: dict) -> dict:
                            "beta": settings.beta, "stem": settings.stem, "widths": str(list(settings.widths)),
                            "init_endmembers": settings.init_endmembers, "seed": seed,
                            **{f"decoder.{a}": b for a, b in settings.decoder.to_dict().items()},
+                           **({f"init_normalized.{a}": b for a, b in settings.init_normalized.__dict__.items()}
+                              if settings.init_endmembers == "vca_normalized" else {}),
                            **{f"train.{a}": b for a, b in u["train"].items()}})
         mlflow.set_tags({"autocast": resolve_autocast(settings.train.device, settings.train.autocast)})
         mlflow.set_tags({"hsi_store_params_hash": hsi_store.attrs.get("params_hash", ""),
@@ -157,7 +159,10 @@ def train_unmixing_task(params: dict) -> dict:
                                  **({} if groups is None else {"groups": torch.as_tensor(groups[is_val][:6])}))
             sel = three_band(y[is_val][:6], wl, "select")
             rec = three_band(y_hat.numpy(), wl, "select")
-            for f in (plot_endmembers(wl, {"network": model.endmembers().numpy(), "VCA": fitted.vca_endmembers},
+            shown = {"network": model.endmembers().numpy(), "VCA": fitted.vca_endmembers}
+            if settings.init_endmembers == "vca_normalized":
+                shown["start (normalised VCA)"] = fitted.init_endmembers
+            for f in (plot_endmembers(wl, shown,
                                       Path(tmp) / "endmembers.png"),
                       abundance_mosaic(a_val.numpy(), Path(tmp) / "abundances_validation.png"),
                       rgb_pairs(sel, rec, Path(tmp) / "reconstruction_validation.png"),

@@ -24,9 +24,10 @@ from ubf_core.unmixing.inputs import InputSpace, band_indices, three_band
 from ubf_core.unmixing.losses import UnmixingLoss
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.training import TrainConfig, TrainResult, train_unmixing
-from ubf_core.unmixing.baseline import fcls, vca_fcls
+from ubf_core.unmixing.baseline import NormalizedVCA, fcls, vca_fcls, vca_normalized
 from ubf_core.unmixing.regression import fit_band_regression, fit_mean_spectrum, patches, pixels
 
+INIT_ENDMEMBERS = ("vca", "vca_normalized", "random")   # unmixing.init_endmembers: the decoder's start
 # the models compared on the validation scenes, in report order; the last three see only the network's inputs
 COMPARED = ("network", "vca_fcls", "least_squares_1", "least_squares_2", "mean_spectrum")
 BASELINE_NAMES = {"vca_fcls": "VCA+FCLS (all bands)", "least_squares_1": "least squares, 3 bands + offset",
@@ -45,7 +46,8 @@ class UnmixingSettings:
     band_wavelengths_nm: tuple[float, ...] = (650.0, 550.0, 450.0)
     render_response: str = "cie1931"                # cie1931 | camera:<name>
     input_space: str = "linear"                     # linear | display
-    init_endmembers: str = "vca"                    # vca | random
+    init_endmembers: str = "vca"                    # vca | vca_normalized | random
+    init_normalized: NormalizedVCA | None = None    # vca_normalized's rule (params unmixing.init_normalized)
     alpha: float = 0.1
     beta: float = 1e-3
     decoder: DecoderSettings = field(default_factory=DecoderSettings)
@@ -64,6 +66,8 @@ class UnmixingSettings:
                 render_response=str(u.get("render_response", "cie1931")),
                 input_space=str(u.get("input_space", "linear")),
                 init_endmembers=str(u.get("init_endmembers", "vca")),
+                init_normalized=(NormalizedVCA.from_params(u["init_normalized"]) if u.get("init_normalized")
+                                 is not None else None),
                 alpha=float(loss.get("alpha", 0.1)), beta=float(loss.get("beta", 1e-3)),
                 decoder=DecoderSettings.from_params(u.get("decoder")),
                 train=TrainConfig(epochs=int(t.get("epochs", 30)), batch_size=int(t.get("batch_size", 16)),
@@ -74,8 +78,12 @@ class UnmixingSettings:
         resolve_autocast(s.train.device, s.train.autocast, "unmixing.train.autocast")   # refused before any work
         if s.k < 2:
             raise UBFInputError("params.yaml", f"unmixing.k = {s.k}: at least 2 endmembers are needed")
-        if s.init_endmembers not in ("vca", "random"):
-            raise UBFInputError("params.yaml", f"unmixing.init_endmembers '{s.init_endmembers}': use vca or random")
+        if s.init_endmembers not in INIT_ENDMEMBERS:
+            raise UBFInputError("params.yaml", f"unmixing.init_endmembers '{s.init_endmembers}': use "
+                                               f"{', '.join(INIT_ENDMEMBERS[:-1])} or {INIT_ENDMEMBERS[-1]}")
+        if s.init_endmembers == "vca_normalized" and s.init_normalized is None:
+            raise UBFInputError("params.yaml", "unmixing.init_endmembers vca_normalized needs the "
+                                               "unmixing.init_normalized section")
         return s
 
 
@@ -109,6 +117,24 @@ def baseline_vca_fcls(y_train: np.ndarray, y_val: np.ndarray, k: int, seed: int)
     return E, {f"vca_fcls_{name}": v for name, v in reconstruction_report(y_hat, y_val).items()}
 
 
+def initial_endmembers(y_train: np.ndarray, settings: UnmixingSettings, seed: int,
+                       vca_endmembers: np.ndarray, max_pixels: int = 20000) -> np.ndarray | None:
+    """The decoder's starting endmembers (C, k) by ``settings.init_endmembers``: ``vca`` the VCA+FCLS baseline's
+    ``vca_endmembers`` (C, k) themselves; ``vca_normalized``
+    :func:`~ubf_core.unmixing.baseline.vca_normalized` on the training patches ``y_train`` (N, C, H, W)
+    reflectance (at most ``max_pixels`` pixels, drawn with ``seed`` like :func:`vca_fcls`); ``random`` None."""
+    if settings.init_endmembers == "vca":
+        return vca_endmembers
+    if settings.init_endmembers == "random":
+        return None
+    c = y_train.shape[1]
+    Y = np.moveaxis(np.asarray(y_train, dtype=np.float64), 1, 0).reshape(c, -1)
+    rng = np.random.default_rng(seed)
+    if Y.shape[1] > max_pixels:
+        Y = Y[:, np.sort(rng.choice(Y.shape[1], size=int(max_pixels), replace=False))]
+    return vca_normalized(Y, settings.k, settings.init_normalized, seed=seed)[0]
+
+
 def fit_regressions(x_train: np.ndarray, y_train: np.ndarray) -> dict:
     """The baselines that see only the network's inputs, fitted on the training patches' pixels: encoder inputs
     ``x_train`` (N, 3, H, W) and reflectance ``y_train`` (N, C, H, W) → ``{"least_squares_1": BandRegression,
@@ -139,7 +165,8 @@ def fit_references(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray
     regressions = fit_regressions(x[~is_val], y[~is_val])   # no random numbers: the network's training is unchanged
     input_bands = (band_indices(wavelengths_nm, settings.band_wavelengths_nm) if settings.three_band == "select"
                    else None)
-    return FittedUnmixing(None, None, space, x, baseline, E_vca, regressions, input_bands)
+    return FittedUnmixing(None, None, space, x, baseline, E_vca, regressions, input_bands,
+                          initial_endmembers(y[~is_val], settings, seed, E_vca))
 
 
 def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
@@ -188,8 +215,8 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
             raise UBFInputError("fixed_endmembers", f"needs one name per spectrum ({fixed.shape[1]})")
         init, k, kind = torch.as_tensor(fixed), fixed.shape[1], "fixed"
     else:
-        init = (torch.as_tensor(fitted.vca_endmembers, dtype=torch.float32) if settings.init_endmembers == "vca"
-                else None)
+        init = (None if fitted.init_endmembers is None
+                else torch.as_tensor(fitted.init_endmembers, dtype=torch.float32))
     model = UnmixingNet(k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
                         nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init,
                         endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing)
