@@ -6,9 +6,10 @@ weights are not trained directly but predicted, for every pixel, from a spatial 
 
     y = l + Σ_{k=1..order} l ⊙ Π_{i≤k} M_i          (order 1: y = l + l ⊙ M_1; order 0: y = l exactly)
 
-Each ``M_i`` (N, C, H, W) is dimensionless, a relative change of the linear reflectance, and lies in
-(−0.1, 0.1) (``0.1·tanh`` output), so ``|y − l| < |l| · Σ_{k=1..order} 0.1^k < |l| / 9``: the correction is a
-bounded second-order effect (multiple scattering, adjacency), the linear mixture stays the bulk of the signal.
+Each ``M_i`` (N, C, H, W) is dimensionless, a relative change of the linear reflectance, and lies in [−0.1, 0.1]
+(``0.1·tanh`` output; ±0.1 itself only where float tanh rounds to ±1), so ``|y − l| ≤ |l| · Σ_{k=1..order} 0.1^k
+< |l| / 9``: the correction is a bounded second-order effect (multiple scattering, adjacency), the linear mixture
+stays the bulk of the signal.
 
 How M_i is computed (the feature-transform network + hypernetwork, after ASAP-Net-style pixel-wise networks):
 
@@ -218,7 +219,7 @@ class NeuralMixing(nn.Module):
         return cls(**cfg)
 
     def mixing_factors(self, context: torch.Tensor) -> list[torch.Tensor]:
-        """The ``order`` relative corrections M_i, each (N, C, H, W), dimensionless, in (−0.1, 0.1).
+        """The ``order`` relative corrections M_i, each (N, C, H, W), dimensionless, in [−0.1, 0.1].
 
         ``context``: (N, F, H, W) floating. Empty list for order 0.
         """
