@@ -39,6 +39,14 @@ def test_shapes_for_any_size(order, downsample, hw, one_torch_thread):
     assert torch.isfinite(out).all()
 
 
+def test_double_precision_inputs_keep_their_dtype():
+    lin, ab = _maps()
+    mixing = _mixing(order=2)
+    out = mixing(lin.double(), ab.double())
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out.float(), mixing(lin, ab), rtol=1e-6, atol=1e-7)
+
+
 def test_order_zero_is_exactly_the_linear_mixture():
     lin, ab = _maps()
     mixing = _mixing(order=0)

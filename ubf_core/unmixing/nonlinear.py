@@ -221,11 +221,13 @@ class NeuralMixing(nn.Module):
     def mixing_factors(self, context: torch.Tensor) -> list[torch.Tensor]:
         """The ``order`` relative corrections M_i, each (N, C, H, W), dimensionless, in [−0.1, 0.1].
 
-        ``context``: (N, F, H, W) floating. Empty list for order 0.
+        ``context``: (N, F, H, W) floating. Empty list for order 0. Computed in the module's dtype (float32 unless
+        it was converted), whatever the context's.
         """
         ctx = _check_maps(context, "NeuralMixing context", "the context map", self.context_channels)
         if self.order == 0:
             return []
+        ctx = ctx.to(self.head.weight.dtype)
         n, _, h, w = ctx.shape
         d = self.downsample
         hp, wp = -(-h // d) * d, -(-w // d) * d
@@ -270,7 +272,7 @@ class NeuralMixing(nn.Module):
         if self.order == 0:
             return lin
         out, term = lin, lin
-        for m in self.mixing_factors(ctx.to(self.head.weight.dtype)):    # computed in the module's dtype
+        for m in self.mixing_factors(ctx):
             term = term * m.to(lin.dtype)                                  # l ⊙ Π_{i≤k} M_i
             out = out + term
         return out
