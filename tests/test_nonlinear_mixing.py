@@ -83,6 +83,7 @@ def test_correction_stays_within_the_tanh_bound_even_when_saturated(order):
     assert float(relative.max()) > 0.9 * MIXING_BOUND
 
 
+@torch.no_grad()
 def test_weights_are_per_tile_and_the_pixel_context_matters():
     """A constant context gives the same factors in every interior D×D tile (weights per cell + in-tile position);
     changing one pixel's context changes that pixel's factors, and within its tile more than outside it."""
