@@ -6,7 +6,12 @@ solar–atmosphere factor belongs to, and the check that a trained model has the
     endmembers: learned    # learned: k spectra trained from unmixing.init_endmembers | library: fixed spectra
     brightness: false      # a per-pixel scale s >= 0 predicted by the encoder: Y = s * E A + b
     atmosphere: auto       # auto | always | never: a factor t (C,) per sensor group for radiance patches
-    mixing: linear         # linear only (for now)
+    mixing: linear         # linear | neural: Ê·Â corrected per pixel by NeuralMixing (INSS) with Â as context
+    order: 3               # neural: the order of the response (number of MLPs M_i)
+    downsample: 4          # neural: one predicted MLP per D×D tile
+    hidden: 32             # neural: the MLPs' two hidden widths
+    features: 32           # neural: channels of the feature-transform network
+    n_freq: 2              # neural: frequencies of the tile position encoding (Eq. 7; ⌈log₂ D⌉ as INSS)
 
 Units and sensor groups: every HSI data set declares ``units: reflectance | radiance`` (radiance ones also a
 ``sensor``), and prepare_hsi writes both as per-patch coordinates of the HSI store (``units``, ``sensor``). With the
@@ -25,7 +30,7 @@ import numpy as np
 
 from ubf_core.errors import UBFInputError
 from ubf_core.units import UNITS
-from ubf_core.unmixing.network import MIXING
+from ubf_core.unmixing.network import MIXING, MIXING_OPTIONS
 
 __all__ = ["DecoderSettings", "AtmosphereGroups", "atmosphere_groups", "check_decoder", "patch_units", "ENDMEMBERS",
            "ATMOSPHERE", "RADIANCE_OFF_WARNING"]
@@ -45,6 +50,11 @@ class DecoderSettings:
     brightness: bool = False
     atmosphere: str = "auto"
     mixing: str = "linear"
+    order: int = 3
+    downsample: int = 4
+    hidden: int = 32
+    features: int = 32
+    n_freq: int = 2
 
     @classmethod
     def from_params(cls, d: dict | None) -> "DecoderSettings":
@@ -66,11 +76,22 @@ class DecoderSettings:
             raise UBFInputError(WHERE, f"unmixing.decoder.atmosphere {s.atmosphere!r}: use one of "
                                        f"{', '.join(ATMOSPHERE)}")
         if s.mixing not in MIXING:
-            raise UBFInputError(WHERE, f"unmixing.decoder.mixing {s.mixing!r}: only {', '.join(MIXING)} for now")
+            raise UBFInputError(WHERE, f"unmixing.decoder.mixing {s.mixing!r}: use {' or '.join(MIXING)}")
+        for key, low in (("order", 0), ("downsample", 1), ("hidden", 1), ("features", 1), ("n_freq", 0)):
+            value = getattr(s, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UBFInputError(WHERE, f"unmixing.decoder.{key} must be an integer >= {low}, got {value!r}")
         return s
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All keys; the neural mixing's only with ``mixing: neural`` (they do not describe a linear model)."""
+        d = asdict(self)
+        return d if self.mixing == "neural" else {k: v for k, v in d.items() if k not in MIXING_OPTIONS}
+
+    def mixing_options(self) -> dict | None:
+        """The network's ``mixing_options`` (order, downsample, hidden, features, n_freq) for mixing neural;
+        None for linear."""
+        return {key: getattr(self, key) for key in MIXING_OPTIONS} if self.mixing == "neural" else None
 
 
 @dataclass(frozen=True)
@@ -151,6 +172,10 @@ def check_decoder(model, decoder: DecoderSettings, uri: str, radiance: bool) -> 
     want_atm = {"auto": "on" if radiance else "off", "always": "on", "never": "off"}[decoder.atmosphere]
     want = {"endmembers": decoder.endmembers, "brightness": decoder.brightness, "mixing": decoder.mixing,
             "atmosphere": want_atm}
+    if decoder.mixing == "neural" and have["mixing"] == "neural":
+        saved = cfg.get("mixing_options") or {}
+        for key, value in decoder.mixing_options().items():
+            have[key], want[key] = saved.get(key), value
     diff = [f"{key} {have[key]!s} (params: {want[key]!s})" for key in want if have[key] != want[key]]
     if diff:
         raise UBFInputError(uri, f"the model's decoder differs from params unmixing.decoder: {'; '.join(diff)}; "

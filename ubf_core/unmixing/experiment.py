@@ -21,7 +21,8 @@ from ubf_core.errors import UBFInputError
 from ubf_core.metrics.reconstruction import reconstruction_report
 from ubf_core.unmixing.decoder import AtmosphereGroups, DecoderSettings, atmosphere_groups
 from ubf_core.unmixing.inputs import InputSpace, band_indices, three_band
-from ubf_core.unmixing.losses import UnmixingLoss
+from ubf_core.spectral.rendering import linear_rgb_matrix
+from ubf_core.unmixing.losses import UnmixingLoss, band_weights_from_std
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.training import TrainConfig, TrainResult, train_unmixing
 from ubf_core.unmixing.baseline import NormalizedVCA, fcls, vca_fcls, vca_normalized
@@ -50,6 +51,9 @@ class UnmixingSettings:
     init_normalized: NormalizedVCA | None = None    # vca_normalized's rule (params unmixing.init_normalized)
     alpha: float = 0.1
     beta: float = 1e-3
+    band_l1: float = 0.0                            # INSS's band-weighted L1 weight (0: off, today's loss)
+    hsv: float = 0.0                                # INSS's HSV colour loss weight (0: off)
+    library_n: int | None = None                    # unmixing.library.n: the network's k with library endmembers
     decoder: DecoderSettings = field(default_factory=DecoderSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -69,6 +73,8 @@ class UnmixingSettings:
                 init_normalized=(NormalizedVCA.from_params(u["init_normalized"]) if u.get("init_normalized")
                                  is not None else None),
                 alpha=float(loss.get("alpha", 0.1)), beta=float(loss.get("beta", 1e-3)),
+                band_l1=float(loss.get("band_l1", 0.0)), hsv=float(loss.get("hsv", 0.0)),
+                library_n=(int((u.get("library") or {})["n"]) if "n" in (u.get("library") or {}) else None),
                 decoder=DecoderSettings.from_params(u.get("decoder")),
                 train=TrainConfig(epochs=int(t.get("epochs", 30)), batch_size=int(t.get("batch_size", 16)),
                                   lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 0.0)),
@@ -81,10 +87,33 @@ class UnmixingSettings:
         if s.init_endmembers not in INIT_ENDMEMBERS:
             raise UBFInputError("params.yaml", f"unmixing.init_endmembers '{s.init_endmembers}': use "
                                                f"{', '.join(INIT_ENDMEMBERS[:-1])} or {INIT_ENDMEMBERS[-1]}")
+        if s.decoder.endmembers == "library" and s.library_n is None:
+            raise UBFInputError("params.yaml", "unmixing.decoder.endmembers library needs unmixing.library.n")
         if s.init_endmembers == "vca_normalized" and s.init_normalized is None:
             raise UBFInputError("params.yaml", "unmixing.init_endmembers vca_normalized needs the "
                                                "unmixing.init_normalized section")
         return s
+
+    @property
+    def network_k(self) -> int:
+        """The network's abundance channels: ``k`` with learned endmembers, ``unmixing.library.n`` (the library
+        spectra selected) with ``decoder.endmembers: library``; ``k`` then counts only VCA+FCLS's endmembers."""
+        return int(self.library_n) if self.decoder.endmembers == "library" else self.k
+
+    def loss(self, y_train: np.ndarray | None = None, wavelengths_nm: np.ndarray | None = None,
+             colour_response: xr.DataArray | None = None) -> UnmixingLoss:
+        """The training loss: MAE + alpha·SAD + beta·ETV, plus INSS's band-weighted L1 (weights from the band
+        stds of ``y_train`` (N, C, H, W)) and HSV colour terms when their weights are > 0 (the HSV loss renders
+        with ``colour_response``, e.g. CIE 1931, on ``wavelengths_nm``). Both 0: today's loss, bit for bit."""
+        extra = {}
+        if self.band_l1 > 0:
+            extra["band_weights"] = band_weights_from_std(y_train)
+        if self.hsv > 0:
+            if colour_response is None:
+                raise UBFInputError("params.yaml", "unmixing.loss.hsv > 0 needs a colour response (CIE 1931)")
+            extra["rgb_matrix"] = linear_rgb_matrix(np.asarray(wavelengths_nm, dtype=float), colour_response,
+                                                    where="unmixing.loss.hsv")
+        return UnmixingLoss(alpha=self.alpha, beta=self.beta, band_l1=self.band_l1, hsv=self.hsv, **extra)
 
 
 @dataclass
@@ -99,6 +128,7 @@ class FittedUnmixing:
     vca_endmembers: np.ndarray    # (C, k) reflectance
     regressions: dict = field(default_factory=dict)   # least_squares_1, least_squares_2, mean_spectrum (fitted)
     input_bands: np.ndarray | None = None              # indices of the selected input bands (None: rendered)
+    init_endmembers: np.ndarray | None = None          # (C, k) the decoder's start (None: random)
     atmosphere: AtmosphereGroups = field(default_factory=lambda: AtmosphereGroups((), None))   # groups per patch
 
     @property
@@ -173,8 +203,8 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
                  settings: UnmixingSettings, *, seed: int = 0, response: xr.DataArray | None = None,
                  on_epoch: Callable[[int, dict], None] | None = None, units: np.ndarray | None = None,
                  sensors: np.ndarray | None = None, sources: np.ndarray | None = None,
-                 fixed_endmembers: np.ndarray | None = None,
-                 endmember_names: list[str] | None = None) -> FittedUnmixing:
+                 fixed_endmembers: np.ndarray | None = None, endmember_names: list[str] | None = None,
+                 colour_response: xr.DataArray | None = None) -> FittedUnmixing:
     """Fit the baselines (:func:`fit_references`) and the network on the training patches, scored on the
     validation ones.
 
@@ -186,7 +216,10 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
     ``sources`` (N,): the HSI store's per-patch coordinates, for the atmosphere term (None: all reflectance).
     ``fixed_endmembers`` (C, N_lib) reflectance and ``endmember_names`` (N_lib,): the spectra of
     ``decoder.endmembers: library`` (the network then has N_lib abundance channels; the names go to
-    ``model.meta["endmember_names"]``). With the defaults the network is exactly today's linear model.
+    ``model.meta["endmember_names"]``); their number must be ``unmixing.library.n`` (:attr:`network_k`).
+    ``decoder.mixing: neural`` adds NeuralMixing (its options from ``settings.decoder``); ``colour_response``: the
+    response (CIE 1931) the HSV loss renders with when ``unmixing.loss.hsv`` > 0. With the defaults the network
+    is exactly today's linear model, trained with today's loss.
     """
     is_val = np.asarray(is_val, dtype=bool)
     dec = settings.decoder
@@ -213,17 +246,21 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
                                                     f"{fixed.shape}")
         if endmember_names is None or len(endmember_names) != fixed.shape[1]:
             raise UBFInputError("fixed_endmembers", f"needs one name per spectrum ({fixed.shape[1]})")
+        if fixed.shape[1] != settings.network_k:
+            raise UBFInputError("params.yaml", f"unmixing.library.n = {settings.network_k} but {fixed.shape[1]} "
+                                               f"library spectra were given")
         init, k, kind = torch.as_tensor(fixed), fixed.shape[1], "fixed"
     else:
         init = (None if fitted.init_endmembers is None
                 else torch.as_tensor(fitted.init_endmembers, dtype=torch.float32))
     model = UnmixingNet(k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
                         nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init,
-                        endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing)
+                        endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing,
+                        mixing_options=dec.mixing_options())
     cfg = TrainConfig(**{**settings.train.__dict__, "seed": seed})
     groups = atm.index
     result = train_unmixing(model, x[~is_val], y[~is_val], x[is_val], y[is_val], cfg,
-                            UnmixingLoss(alpha=settings.alpha, beta=settings.beta), on_epoch=on_epoch,
+                            settings.loss(y[~is_val], wavelengths_nm, colour_response), on_epoch=on_epoch,
                             train_groups=None if groups is None else groups[~is_val],
                             val_groups=None if groups is None else groups[is_val])
     model.cpu()

@@ -18,6 +18,12 @@ same seed):
 - ``atmosphere`` (a list of sensor-group names, G ≥ 1): INSS's solar–atmosphere signature. Patches of a radiance
   data set of group g are reconstructed as Ŷ = t_g ⊙ (s·Ê·Â) + b with t_g = exp(τ_g) (C,) > 0, τ initialised to 0
   (t = 1); reflectance patches (group −1) skip t. Ê then stays a reflectance-like spectrum shared by both kinds.
+- ``mixing: neural``: INSS's pixel-adaptive nonlinear mixing (:class:`ubf_core.unmixing.nonlinear.NeuralMixing`,
+  ``mixing_options``: order, downsample, hidden, features, n_freq) corrects the linear mixture l = s·Ê·Â with the
+  abundance maps Â as its context: Ŷ = t_g ⊙ NM(l; Â) + b. NM multiplies l band by band (l + Σ l ⊙ Π M_i), so it
+  commutes with t; b stays the one additive term. Synthesis applies the same NM to generated abundances
+  (:mod:`ubf_core.synthesis.mixing`). Its weights are drawn after every other module's, so the encoder and the
+  decoder start as without it.
 
 After training on paired (3-band, HSI) patches, the encoder alone maps unpaired RGB images into the same abundance
 space, and ``endmembers()`` gives the spectra that turn generated abundances back into hyperspectral cubes.
@@ -38,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ubf_core.errors import UBFInputError
+from ubf_core.unmixing.nonlinear import NeuralMixing
 
 __all__ = [
     "RSABlock",
@@ -46,6 +53,7 @@ __all__ = [
     "UnmixingNet",
     "softplus_inverse",
     "MIXING",
+    "MIXING_OPTIONS",
     "ENDMEMBER_KINDS",
 ]
 
@@ -53,8 +61,11 @@ __all__ = [
 ENDMEMBER_EPS = 1e-6
 #: s = softplus(z + BRIGHTNESS_SHIFT) is 1 at z = 0 (the zero-initialised brightness head).
 BRIGHTNESS_SHIFT = math.log(math.e - 1.0)
-#: How abundances and endmembers mix (the decoder's ``mixing``): only the linear model for now.
-MIXING = ("linear",)
+#: How abundances and endmembers mix (the decoder's ``mixing``): linear Ê·Â, or neural (Ê·Â corrected by
+#: :class:`~ubf_core.unmixing.nonlinear.NeuralMixing` with the abundances as context).
+MIXING = ("linear", "neural")
+#: The NeuralMixing arguments ``mixing_options`` may hold (n_bands and context_channels come from the network).
+MIXING_OPTIONS = ("order", "downsample", "hidden", "features", "n_freq")
 #: learned: Ê a trained parameter; fixed: Ê a given matrix (library spectra), never trained.
 ENDMEMBER_KINDS = ("learned", "fixed")
 
@@ -283,11 +294,12 @@ class LinearMixingDecoder(nn.Module):
         return torch.exp(self.log_transmission) if self.atmosphere else None
 
     def forward(self, abundances: torch.Tensor, brightness: torch.Tensor | None = None,
-                groups: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, k, H, W) → t_g ⊙ (s·Ê·Â) + b, (N, C, H, W).
+                groups: torch.Tensor | None = None, nonlinear: nn.Module | None = None) -> torch.Tensor:
+        """(N, k, H, W) → t_g ⊙ NM(s·Ê·Â; Â) + b, (N, C, H, W).
 
         ``brightness`` s: (N, 1, H, W) ≥ 0 or None (s = 1). ``groups``: (N,) integer sensor-group index of each
-        image into ``atmosphere``, −1 for reflectance (no t); None: all reflectance.
+        image into ``atmosphere``, −1 for reflectance (no t); None: all reflectance. ``nonlinear``: NM, a module
+        called as ``nonlinear(linear_mixture, abundances)`` (:class:`NeuralMixing`), or None (linear).
         Computed in the wider of the abundances' and the endmembers' dtypes, with mixed precision
         (``torch.autocast``) switched off: under autocast the float32 endmembers still mix in float32.
         """
@@ -297,7 +309,7 @@ class LinearMixingDecoder(nn.Module):
             dtype = torch.promote_types(A.dtype, E.dtype)
             weight = E.to(dtype)[:, :, None, None]  # (C, k, 1, 1): a 1×1 convolution k → C
             bias = None if self.bias is None else self.bias.to(dtype)
-            if brightness is None and groups is None:
+            if brightness is None and groups is None and nonlinear is None:
                 return F.conv2d(A.to(dtype), weight, bias)     # the plain linear model, as it always was
             y = F.conv2d(A.to(dtype), weight)
             if brightness is not None:
@@ -306,6 +318,8 @@ class LinearMixingDecoder(nn.Module):
                                                                f"{(A.shape[0], 1, *A.shape[2:])}, got "
                                                                f"{tuple(brightness.shape)}")
                 y = y * brightness.to(dtype)
+            if nonlinear is not None:
+                y = nonlinear(y, A.to(dtype)).to(dtype)
             if groups is not None:
                 y = y * self._transmission_of(groups, A.shape[0], E.device).to(dtype)[:, :, None, None]
             return y if bias is None else y + bias[None, :, None, None]
@@ -353,10 +367,12 @@ class UnmixingNet(nn.Module):
     def __init__(self, k: int, n_bands: int, stem: int = 32, widths: Sequence[int] = (64, 128, 96, 48),
                  nonnegative_endmembers: bool = True, bias: bool = True,
                  init_endmembers: torch.Tensor | None = None, in_channels: int = 3, endmembers: str = "learned",
-                 brightness: bool = False, atmosphere: Sequence[str] = (), mixing: str = "linear"):
+                 brightness: bool = False, atmosphere: Sequence[str] = (), mixing: str = "linear",
+                 mixing_options: dict | None = None):
         super().__init__()
         if mixing not in MIXING:
             raise UBFInputError("UnmixingNet", f"mixing must be one of {', '.join(MIXING)}, got {mixing!r}")
+        options = _mixing_options(mixing, mixing_options)
         if not isinstance(brightness, bool):
             raise UBFInputError("UnmixingNet", f"brightness must be true or false, got {brightness!r}")
         self.encoder = UnmixingEncoder(k=k, in_channels=in_channels, stem=stem, widths=widths,
@@ -364,17 +380,25 @@ class UnmixingNet(nn.Module):
         self.decoder = LinearMixingDecoder(k, n_bands, nonnegative=nonnegative_endmembers, bias=bias,
                                            init_endmembers=init_endmembers, endmembers=endmembers,
                                            atmosphere=atmosphere)
+        # built last: the encoder's and the decoder's initial weights are those of the linear model
+        self.nonlinear = NeuralMixing(int(n_bands), int(k), **options) if mixing == "neural" else None
+        if self.nonlinear is not None:
+            options = {key: self.nonlinear.config[key] for key in MIXING_OPTIONS}   # n_freq resolved
         self._config = {"k": int(k), "n_bands": int(n_bands), "stem": int(stem),
                         "widths": [int(w) for w in self.encoder.widths],
                         "nonnegative_endmembers": bool(nonnegative_endmembers), "bias": bool(bias),
                         "in_channels": int(in_channels), "endmembers": endmembers, "brightness": brightness,
                         "atmosphere": list(self.decoder.atmosphere), "mixing": mixing}
+        if mixing == "neural":          # only then: a linear model's config is what it always was
+            self._config["mixing_options"] = dict(options)
 
     @property
     def config(self) -> dict:
         """Constructor arguments (a fresh copy): k, n_bands, stem, widths, nonnegative_endmembers, bias, in_channels,
-        endmembers (learned | fixed), brightness, atmosphere (sensor-group names), mixing."""
-        return {key: (list(v) if isinstance(v, list) else v) for key, v in self._config.items()}
+        endmembers (learned | fixed), brightness, atmosphere (sensor-group names), mixing, and for mixing neural
+        mixing_options (order, downsample, hidden, features, n_freq)."""
+        return {key: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                for key, v in self._config.items()}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "UnmixingNet":
@@ -387,7 +411,7 @@ class UnmixingNet(nn.Module):
         if not isinstance(cfg, dict):
             raise UBFInputError(where, f"must be a dict, got {type(cfg).__name__}")
         allowed = {"k", "n_bands", "stem", "widths", "nonnegative_endmembers", "bias", "in_channels", "endmembers",
-                   "brightness", "atmosphere", "mixing"}
+                   "brightness", "atmosphere", "mixing", "mixing_options"}
         unknown = sorted(set(cfg) - allowed)
         if unknown:
             raise UBFInputError(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
@@ -418,6 +442,11 @@ class UnmixingNet(nn.Module):
         """The sensor groups with a solar–atmosphere factor t (empty: no atmosphere term)."""
         return list(self._config["atmosphere"])
 
+    @property
+    def mixing(self) -> str:
+        """linear | neural."""
+        return self._config["mixing"]
+
     def endmembers(self) -> torch.Tensor:
         """Ê (C, k) in reflectance units (differentiable; ``.detach()`` it for export)."""
         return self.decoder.endmembers()
@@ -436,11 +465,28 @@ class UnmixingNet(nn.Module):
         ``groups`` (N,) int: each image's sensor group (index into :attr:`atmosphere`, −1 reflectance); None: every
         image is reflectance. The reconstruction is in each image's own units (radiance for a radiance group).
         """
-        if not self.has_brightness and groups is None:
+        if not self.has_brightness and groups is None and self.nonlinear is None:
             abundances = self.encoder(x)
             return abundances, self.decoder(abundances)
         abundances, brightness = self.encoder.encode(x)
-        return abundances, self.decoder(abundances, brightness, groups)
+        return abundances, self.decoder(abundances, brightness, groups, self.nonlinear)
+
+
+def _mixing_options(mixing: str, options: dict | None) -> dict:
+    """The NeuralMixing arguments of ``mixing: neural`` (order and downsample required); none for linear."""
+    if mixing != "neural":
+        if options:
+            raise UBFInputError("UnmixingNet", f"mixing_options are for mixing neural, not {mixing!r}")
+        return {}
+    if not isinstance(options, dict):
+        raise UBFInputError("UnmixingNet", f"mixing neural needs mixing_options (a dict of {', '.join(MIXING_OPTIONS)})"
+                                           f", got {options!r}")
+    unknown = sorted(set(options) - set(MIXING_OPTIONS))
+    missing = sorted({"order", "downsample"} - set(options))
+    if unknown or missing:
+        raise UBFInputError("UnmixingNet", f"mixing_options: unknown {unknown}, missing {missing}; allowed: "
+                                           f"{', '.join(MIXING_OPTIONS)}")
+    return dict(options)
 
 
 def n_parameters(model: nn.Module) -> int:
