@@ -51,7 +51,7 @@ from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
 from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSettings, fit_references,
-                                          fit_unmixing, validation_figures)
+                                          fit_unmixing, library_for_training, validation_figures)
 from ubf_core.unmixing.decoder import DecoderSettings, patch_units
 from ubf_core.unmixing.figures import plot_abundance_histograms
 from ubf_core.unmixing.inference import encode
@@ -290,13 +290,33 @@ def bound(args) -> None:
               f"{sad(E @ fcls(Y, E)):7.2f}  {sad(own @ fcls(Y, own)):12.2f}", flush=True)
 
 
-DECODER_VARIANTS = {   # name -> unmixing.decoder (the rest of params' unmixing section unchanged)
-    "linear (learned E)": {"brightness": False, "atmosphere": "never"},
-    "+brightness": {"brightness": True, "atmosphere": "never"},
-    "+atmosphere": {"brightness": False, "atmosphere": "always"},
-    "+brightness+atmosphere": {"brightness": True, "atmosphere": "always"},
-}
+#: the variants of `decoders`, in table order: a base (linear: learned endmembers; library: fixed library spectra)
+#: and options joined by "+": brightness, atmosphere (a factor t per radiance sensor), neural<order> (NeuralMixing)
+DECODER_VARIANTS = ("linear", "linear+brightness", "linear+atmosphere", "linear+brightness+atmosphere", "library",
+                    "library+atmosphere", "library+brightness+atmosphere", "linear+neural1", "linear+neural2",
+                    "linear+neural3")
 T_WAVELENGTHS_NM = (400, 450, 500, 550, 600, 650, 687, 698)
+
+
+def variant_decoder(name: str, base: dict) -> dict:
+    """unmixing.decoder for a variant name such as ``library+brightness+atmosphere+neural2`` (on top of ``base``,
+    params' decoder section); an unknown part is a SystemExit naming it."""
+    parts = name.split("+")
+    if parts[0] not in ("linear", "library"):
+        raise SystemExit(f"decoders: variant {name!r} must start with linear or library")
+    dec = {**base, "endmembers": "learned" if parts[0] == "linear" else "library", "brightness": False,
+           "atmosphere": "never", "mixing": "linear"}
+    for part in parts[1:]:
+        if part == "brightness":
+            dec["brightness"] = True
+        elif part == "atmosphere":
+            dec["atmosphere"] = "auto"
+        elif part.startswith("neural") and part[6:].isdigit():
+            dec["mixing"], dec["order"] = "neural", int(part[6:])
+        else:
+            raise SystemExit(f"decoders: variant {name!r}: unknown option {part!r} (brightness, atmosphere, "
+                             f"neural<order>)")
+    return dec
 
 
 def store_units(params: dict, hsi, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -310,14 +330,44 @@ def store_units(params: dict, hsi, sources: np.ndarray) -> tuple[np.ndarray, np.
             "params hsi.datasets (the store predates the units coordinate)")
 
 
+def _fit_variant(params: dict, u: dict, name: str, y, wl, is_val, rgb, units, sensors, sources, seed: int,
+                 root: Path) -> tuple:
+    """Train one variant on one split: (fitted, seconds per epoch, the library record or None)."""
+    uu = copy.deepcopy(u)
+    uu["decoder"] = variant_decoder(name, {**DecoderSettings().to_dict(), **(u.get("decoder") or {})})
+    s = UnmixingSettings.from_params(uu, seed)
+    s.train.progress = False
+    fixed = names = record = None
+    if s.decoder.endmembers == "library":
+        lib = library_for_training({**params, "unmixing": uu}, root, wl, y[~is_val])
+        fixed, names, record = lib.reflectance, list(lib.names), lib.record()
+    stamps = []
+    fitted = fit_unmixing(y, wl, is_val, rgb, s, seed=seed, units=units, sensors=sensors, sources=sources,
+                          fixed_endmembers=fixed, endmember_names=names,
+                          on_epoch=lambda ep, rec: stamps.append(time.perf_counter()))
+    per_epoch = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
+    return fitted, per_epoch, record
+
+
+def _reconstruct_split(fitted, y, is_val) -> dict:
+    """Every compared model's reconstruction of the split's validation patches (float32), in patch order."""
+    from ubf_core.unmixing.experiment import _reconstructions
+    groups = None if fitted.atmosphere.index is None else fitted.atmosphere.index[is_val]
+    return _reconstructions(fitted, y[is_val], fitted.x[is_val], 64, groups)
+
+
 def decoders(args) -> None:
-    """Every decoder option on the same split, one table (see the module docstring)."""
+    """Every decoder variant on the same split(s), one table (see the module docstring); results are kept in
+    benchmarks/out/decoders_<split>_<epochs>.json per variant, so a run can stop and resume, or run a few
+    variants at a time (--variants), and the table is printed from all the variants done."""
+    from ubf_core.metrics.reconstruction import reconstruction_report
+
     params = load_params(args.params)
+    root = args.params.resolve().parent
     stores = {name: (args.stores / f"{name}.zarr" if args.stores else dataset(args.params, name))
               for name in ("hsi", "rgb")}
     hsi, rgb_ds = open_store(stores["hsi"]), open_store(stores["rgb"])
     sources = np.array([str(s) for s in hsi["source"].values])
-    is_val = np.isin(sources, params["unmixing"]["validation_sources"])
     y, wl = hsi["reflectance"].values, hsi["wavelength"].values
     seed = int(params.get("seed", 0))
     rgb = rgb_ds["rgb"].isel(patch=np.sort(np.random.default_rng(seed).choice(
@@ -326,52 +376,87 @@ def decoders(args) -> None:
     u = copy.deepcopy(params["unmixing"])
     if args.epochs:
         u["train"]["epochs"] = args.epochs
-    variants = dict(DECODER_VARIANTS)
-    library_note = ("library, library+atmosphere: skipped (ubf_core/spectral/library.py is not in this tree)"
-                    if not (REPO / "ubf_core" / "spectral" / "library.py").exists() else
-                    "library, library+atmosphere: not wired here yet (library_endmembers exists: add its call)")
-    rows, t_abu, compared0 = [], None, None
-    for name, dec in variants.items():
-        u["decoder"] = {**DecoderSettings().to_dict(), **(u.get("decoder") or {}), **dec}
-        s = UnmixingSettings.from_params(u, seed)
-        stamps = []
-        t0 = time.perf_counter()
-        fitted = fit_unmixing(y, wl, is_val, rgb, s, seed=seed, units=units, sensors=sensors, sources=sources,
-                              on_epoch=lambda ep, rec: stamps.append(time.perf_counter()))
-        took = time.perf_counter() - t0
-        per_epoch = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
-        by_source, compared = validation_figures(fitted, y, is_val, sources, wavelengths_nm=wl)
-        compared0 = compared0 or compared
-        rows.append((name, compared["network"]["pooled"], by_source.get("samson", {}).get("network"),
-                     per_epoch, fitted.result.best_epoch, len(fitted.result.history)))
-        if fitted.model.transmission() is not None and t_abu is None:
-            t_abu = (fitted.model.atmosphere, fitted.model.transmission().detach().numpy(), name)
-        print(f"# {name}: {took:.0f} s, best epoch {fitted.result.best_epoch} of {len(fitted.result.history)}",
-              flush=True)
-    print(f"\n# unmixing decoders — {machine()}; epochs {u['train']['epochs']} (patience {u['train']['patience']}), "
-          f"seed {seed}; units from {units_from}")
-    print(f"# train: {sorted({str(v) for v in sources[~is_val]})} ({int((~is_val).sum())} patches); validate: "
-          f"{sorted({str(v) for v in sources[is_val]})} ({int(is_val.sum())} patches); radiance: "
+    epochs = int(u["train"]["epochs"])
+    if args.split == "validation":
+        splits = {"validation": np.isin(sources, u["validation_sources"])}
+    else:
+        groups = np.array([data_set(str(src)) for src in sources])
+        splits = {g: groups == g for g in sorted(set(groups))}
+    wanted = args.variants or list(DECODER_VARIANTS)
+    for name in wanted:
+        variant_decoder(name, {})                                      # unknown names refused before any work
+    OUT.mkdir(parents=True, exist_ok=True)
+    out_file = OUT / f"decoders_{args.split}_{epochs}.json"
+    done = json.loads(out_file.read_text()) if out_file.is_file() else {}
+
+    def save() -> None:
+        tmp = out_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        os.replace(tmp, out_file)
+
+    refs = np.concatenate([y[m] for m in splits.values()])
+    val_sources = np.concatenate([sources[m] for m in splits.values()]).astype(str)
+    for name in ["baselines", *wanted]:
+        if name in done:
+            continue
+        recs, per_epoch, best, record, t_info = {}, [], [], None, None
+        for split, is_val in splits.items():
+            if name == "baselines":
+                fitted = fit_references(y, wl, is_val, rgb, UnmixingSettings.from_params(u, seed), seed=seed)
+            else:
+                fitted, pe, record = _fit_variant(params, u, name, y, wl, is_val, rgb, units, sensors, sources,
+                                                  seed, root)
+                per_epoch.append(pe)
+                best.append(f"{fitted.result.best_epoch}/{len(fitted.result.history)}")
+                t = fitted.model.transmission()
+                if t is not None and t_info is None:
+                    t_info = {"sensors": fitted.model.atmosphere, "t": t.detach().numpy().tolist()}
+            for who, rec in _reconstruct_split(fitted, y, is_val).items():
+                recs.setdefault(who, []).append(rec)
+            print(f"# {name} ({split}) done", flush=True)
+        entry = {}
+        for who, parts in recs.items():
+            y_hat = np.concatenate(parts)
+            samson = val_sources == "samson"
+            entry[who] = {"pooled": reconstruction_report(y_hat, refs),
+                          "samson": reconstruction_report(y_hat[samson], refs[samson]) if samson.any() else None}
+        if name != "baselines":
+            entry = {"network": entry["network"], "s_per_epoch": float(np.mean(per_epoch)), "best": best,
+                     "transmission": t_info,
+                     "library": None if record is None else {k: v for k, v in record.items()}}
+        done[name] = entry
+        save()
+    print(f"\n# unmixing decoders — {machine()}; split {args.split} ({', '.join(splits)}), epochs {epochs} "
+          f"(patience {u['train']['patience']}), seed {seed}; units from {units_from}")
+    print(f"# validation patches: {len(refs)} from {sorted({str(v) for v in val_sources})}; radiance: "
           f"{sorted({str(v) for v in sources[units == 'radiance']})}")
-    print(f"{'model':<34} {'pooled validation: PSNR dB  SSIM   SAD°   RMSE':<47} | Samson: PSNR dB  SSIM   SAD°   RMSE "
+    print(f"{'model':<34} {'pooled: PSNR dB  SSIM   SAD°   RMSE':<38} | {'Samson: PSNR dB  SSIM   SAD°   RMSE':<38} "
           f"| s/epoch  best/run")
 
     def cells(p: dict | None) -> str:
         return "   —" if p is None else f"{p['psnr']:7.2f}  {p['ssim']:.3f}  {p['sad_deg']:5.2f}  {p['rmse']:.4f}"
 
-    for name, pooled, samson, per_epoch, best, run in rows:
-        print(f"{name:<34} {cells(pooled):<47} | {cells(samson):<38} | {per_epoch:7.2f}  {best}/{run}")
+    base = done.get("baselines", {})
     for who in ("least_squares_1", "least_squares_2", "vca_fcls", "mean_spectrum"):
-        if who in compared0:
-            samson = compared0[who]["per_scene"].get("samson")
-            print(f"{BASELINE_NAMES[who]:<34} {cells(compared0[who]['pooled']):<47} | {cells(samson):<38} |")
-    print(f"# {library_note}")
-    if t_abu is not None:
-        names, t, who = t_abu
-        for g, sensor in enumerate(names):
+        if who in base:
+            print(f"{BASELINE_NAMES[who]:<34} {cells(base[who]['pooled']):<38} | {cells(base[who]['samson']):<38} |")
+    for name in [n for n in done if n != "baselines"]:
+        e = done[name]
+        print(f"{name:<34} {cells(e['network']['pooled']):<38} | {cells(e['network']['samson']):<38} | "
+              f"{e['s_per_epoch']:7.2f}  {','.join(e['best'])}")
+    for name in [n for n in done if n != "baselines"]:
+        t_info = done[name].get("transmission")
+        if t_info:
+            t = np.asarray(t_info["t"])
             at = [int(np.argmin(np.abs(wl - v))) for v in T_WAVELENGTHS_NM]
-            print(f"# learned t, sensor {sensor} ({who}): " + ", ".join(
-                f"{wl[i]:.0f} nm {t[g, i]:.3f}" for i in at))
+            for g, sensor in enumerate(t_info["sensors"]):
+                print(f"# learned t, sensor {sensor} ({name}): " + ", ".join(f"{wl[i]:.0f} nm {t[g, i]:.3f}"
+                                                                            for i in at))
+        lib = done[name].get("library")
+        if lib:
+            print(f"# {name}: library {lib['library_spectra']} of {lib.get('library_in_file')} spectra (dropped "
+                  f"duplicates {lib.get('library_dropped_duplicates')}), selection explains "
+                  f"{lib.get('library_selection_explained', float('nan')):.4f} of the training energy")
 
 
 def k_list(text: str) -> list[int]:
@@ -393,6 +478,12 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
+    ap.add_argument("--variants", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,
+                    help="decoders: only these variants, e.g. linear,library+atmosphere,linear+neural3 (default: "
+                         "all of DECODER_VARIANTS); done ones are read back from benchmarks/out")
+    ap.add_argument("--split", choices=["validation", "lodo"], default="validation",
+                    help="decoders: params' validation scenes, or leave one data set out (each held out in turn, "
+                         "pooled over all)")
     ap.add_argument("--k", type=k_list, default=None,
                     help="crossdata: endmember counts to train for every split, e.g. 3,5,8 (default: params' k)")
     ap.add_argument("--hold", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,

@@ -310,6 +310,7 @@ class SynthesisModels:
     transmission: np.ndarray | None = None     # (G, C): the unmixing model's factor t per sensor group, or None
     sensors: tuple[str, ...] = ()              # the G sensor groups
     brightness: bool = False                   # the unmixing model has a brightness term
+    mixing: dict | None = None                 # mixing neural: its NeuralMixing (config + weights); None: linear
 
     @property
     def generator_version_uri(self) -> str:
@@ -342,11 +343,14 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
                        or not np.allclose(json.loads(trained_wl), wl, atol=1e-6)):
         raise UBFInputError(unmixing_uri, f"endmember grid {wl[0]:g}–{wl[-1]:g} nm × {len(wl)} differs from the "
                                           f"grid {uri} was trained with")
+    from ubf_core.synthesis.mixing import mixing_record
+
     t = model.transmission()
     return SynthesisModels(uri, version.name, int(version.version), version.run_id or "", unmixing_uri,
                            unmixing_version.name, int(unmixing_version.version), E, wl,
                            None if t is None else t.detach().cpu().numpy().astype(np.float32),
-                           tuple(model.atmosphere), model.has_brightness)
+                           tuple(model.atmosphere), model.has_brightness,
+                           None if model.nonlinear is None else mixing_record(model.nonlinear))
 
 
 BRIGHTNESS_WARNING = ("{uri} has a brightness term but the generator does not generate brightness yet: synthesis "
@@ -397,7 +401,7 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
                         config={"generator": f"{models.generator_name}/{models.generator_version}",
                                 "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"},
                         units=units, transmission=synthesis_transmission(models, units),
-                        brightness=models.brightness)
+                        brightness=models.brightness, mixing=models.mixing)
 
 
 @task(name="synthesize", tags=["cuda"])

@@ -156,7 +156,8 @@ def run_block(store: str | Path, generator_dir: str | Path, block: int, block_si
         torch.set_num_threads(before)
     # s = 1 for a brightness model: the generator makes abundances only (store attrs "brightness" say so)
     transmission = job.transmission if job.units == "radiance" else None
-    reflectance = add_noise(mix(abundance, job.endmembers, transmission=transmission), job.snr_db, job.seeds[a:b])
+    reflectance = add_noise(mix(abundance, job.endmembers, transmission=transmission, mixing=job.mixing),
+                            job.snr_db, job.seeds[a:b])
     group = zarr.open_group(Path(store), mode="r+")
     group["abundance"][a:b] = abundance.astype(np.float32)
     group["reflectance"][a:b] = reflectance

@@ -62,6 +62,7 @@ class SynthesisJob:
     units: str = "reflectance"    # reflectance | radiance (then × transmission)
     transmission: np.ndarray | None = None   # (C,) the unmixing model's solar-atmosphere factor t, for radiance
     brightness: bool = False      # the unmixing model has a brightness term s (the generator does not make it yet)
+    mixing: Mapping | None = None  # mixing neural: the decoder's NeuralMixing (mixing.mixing_record); None: linear
 
     @property
     def n(self) -> int:
@@ -91,6 +92,10 @@ class SynthesisJob:
             h.update(json.dumps({"units": self.units, "brightness": self.brightness}).encode())
         if self.units == "radiance":
             h.update(np.ascontiguousarray(self.transmission, dtype=np.float32).tobytes())
+        if self.mixing is not None:                            # only then: linear stores keep their hash
+            h.update(json.dumps(dict(self.mixing["config"]), sort_keys=True).encode())
+            for key in sorted(self.mixing["state"]):
+                h.update(key.encode() + np.ascontiguousarray(self.mixing["state"][key], dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
     def check_units(self) -> None:

@@ -9,7 +9,9 @@ This is the stage's science without its bookkeeping: the Prefect task loads the 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,6 +23,7 @@ from ubf_core.errors import UBFInputError
 from ubf_core.metrics.reconstruction import reconstruction_report
 from ubf_core.unmixing.decoder import AtmosphereGroups, DecoderSettings, atmosphere_groups
 from ubf_core.unmixing.inputs import InputSpace, band_indices, three_band
+from ubf_core.spectral.library import SpectralLibrary, select_library_endmembers
 from ubf_core.spectral.rendering import linear_rgb_matrix
 from ubf_core.unmixing.losses import UnmixingLoss, band_weights_from_std
 from ubf_core.unmixing.network import UnmixingNet
@@ -163,6 +166,22 @@ def initial_endmembers(y_train: np.ndarray, settings: UnmixingSettings, seed: in
     if Y.shape[1] > max_pixels:
         Y = Y[:, np.sort(rng.choice(Y.shape[1], size=int(max_pixels), replace=False))]
     return vca_normalized(Y, settings.k, settings.init_normalized, seed=seed)[0]
+
+
+def library_for_training(params: dict, root: str | Path, wavelengths_nm: np.ndarray,
+                         y_train: np.ndarray) -> SpectralLibrary:
+    """The fixed endmembers of ``unmixing.decoder.endmembers: library``: the ``unmixing.library.n`` spectra of
+    the library file (``unmixing.library.path``, relative to ``root``, the params file's folder) selected for the
+    training patches ``y_train`` (N, C, H, W) reflectance on the grid ``wavelengths_nm`` (C,) nm
+    (:func:`ubf_core.spectral.library.select_library_endmembers`). ``.reflectance`` (C, n) and ``.names`` go to
+    :func:`fit_unmixing`; ``.record()`` (file, spectra dropped per rule, selection, names) to the provenance."""
+    p = copy.deepcopy(params)
+    lib = (p.get("unmixing") or {}).get("library")
+    if not isinstance(lib, dict) or "path" not in lib:
+        raise UBFInputError("params.yaml", "unmixing.decoder.endmembers library needs the unmixing.library section")
+    path = Path(str(lib["path"]))
+    lib["path"] = str(path if path.is_absolute() else Path(root) / path)
+    return select_library_endmembers(p, wavelengths_nm, y_train)
 
 
 def fit_regressions(x_train: np.ndarray, y_train: np.ndarray) -> dict:
