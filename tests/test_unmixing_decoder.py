@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import warnings
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from ubf_core.errors import UBFInputError
 from ubf_core.io.source import HSISource, require_units
 from ubf_core.synthesis.job import SynthesisJob
 from ubf_core.synthesis.mixing import mix
-from ubf_core.unmixing import UnmixingNet
+from ubf_core.unmixing import UnmixingLoss, UnmixingNet
 from ubf_core.unmixing.abundance_store import abundance_dataset, endmember_dataset, unmix_dataset
 from ubf_core.unmixing.decoder import DecoderSettings, atmosphere_groups, check_decoder, patch_units
 from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, reconstruct, validation_figures
@@ -28,6 +30,9 @@ from ubf_core.unmixing.training import TrainConfig
 
 C, K = 12, 3
 WL = np.linspace(400.0, 700.0, C)
+
+
+NEURAL = {"order": 2, "downsample": 2, "hidden": 4, "features": 3, "n_freq": 1}
 
 
 def net(seed: int = 0, **options) -> UnmixingNet:
@@ -116,7 +121,10 @@ def test_fixed_endmembers_are_a_buffer_that_training_does_not_move():
     ({"endmembers": "fixed"}, "needs the matrix"),
     ({"endmembers": "fixed", "init_endmembers": -torch.ones(C, K)}, ">= 0"),
     ({"endmembers": "library"}, "endmembers must be one of"),
-    ({"mixing": "neural"}, "mixing must be one of"),
+    ({"mixing": "bilinear"}, "mixing must be one of"),
+    ({"mixing": "neural"}, "needs mixing_options"),
+    ({"mixing": "neural", "mixing_options": {"order": 2}}, "missing"),
+    ({"mixing": "linear", "mixing_options": {"order": 2, "downsample": 2}}, "for mixing neural"),
     ({"brightness": "yes"}, "brightness must be true or false"),
     ({"atmosphere": "aviris"}, "list of sensor-group names"),
     ({"atmosphere": ["a", "a"]}, "distinct"),
@@ -130,7 +138,10 @@ def test_bad_decoder_arguments(kwargs, match):
                                      {"brightness": True, "atmosphere": ["aviris", "hyspex"]},
                                      {"endmembers": "fixed", "init_endmembers": torch.rand(C, K)},
                                      {"endmembers": "fixed", "init_endmembers": torch.rand(C, K),
-                                      "atmosphere": ["aviris"], "brightness": True}])
+                                      "atmosphere": ["aviris"], "brightness": True},
+                                     {"mixing": "neural", "mixing_options": NEURAL},
+                                     {"mixing": "neural", "mixing_options": NEURAL, "brightness": True,
+                                      "atmosphere": ["aviris"]}])
 def test_every_option_round_trips_on_disk(tmp_path, options):
     model = net(**options)
     with torch.no_grad():
@@ -151,6 +162,24 @@ def test_every_option_round_trips_on_disk(tmp_path, options):
     assert np.array_equal(a, encode(loaded, x.numpy(), progress=False))
 
 
+def test_neural_mixing_corrects_the_linear_mixture_and_leaves_the_rest_as_without_it():
+    linear, neural = net(seed=3), net(seed=3, mixing="neural", mixing_options=NEURAL)
+    plain = {k: v for k, v in neural.state_dict().items() if not k.startswith("nonlinear.")}
+    assert plain.keys() == linear.state_dict().keys()
+    assert all(torch.equal(v, linear.state_dict()[k]) for k, v in plain.items())   # drawn after the others
+    assert neural.config["mixing_options"] == NEURAL and "mixing_options" not in linear.config
+    x = x_batch()
+    with torch.no_grad():
+        neural.nonlinear.head.bias.add_(0.5)                                        # a visible correction
+        a, y_neural = neural(x)
+        _, y_linear = linear(x)
+        lin = y_linear - linear.decoder.bias[None, :, None, None]
+        # y = NM(E·A; A) + b: the correction is relative and bounded by |l|·Σ 0.1^k
+        rel = (y_neural - y_linear).abs() / lin.abs().clamp_min(1e-9)
+        assert rel.max() > 1e-4 and rel.max() <= 0.1 + 0.01 + 1e-5
+        assert torch.allclose(y_neural, neural.nonlinear(lin, a) + neural.decoder.bias[None, :, None, None])
+
+
 def test_a_config_saved_before_the_options_is_the_linear_model():
     old = {"k": K, "n_bands": C, "stem": 4, "widths": [6, 5], "nonnegative_endmembers": True, "bias": True,
            "in_channels": 3}
@@ -164,12 +193,19 @@ def test_decoder_settings_defaults_and_bad_values():
     assert DecoderSettings.from_params(None) == DecoderSettings()
     good = {"endmembers": "library", "brightness": True, "atmosphere": "always", "mixing": "linear"}
     assert DecoderSettings.from_params(good).to_dict() == good
+    assert DecoderSettings.from_params(good).mixing_options() is None
+    neural = DecoderSettings.from_params({**good, "mixing": "neural", "order": 2})
+    assert neural.mixing_options() == {"order": 2, "downsample": 4, "hidden": 32, "features": 32, "n_freq": 2}
+    assert neural.to_dict()["order"] == 2
     for bad, match in [({"endmembers": "usgs"}, "unmixing.decoder.endmembers"),
                        ({"brightness": 1}, "unmixing.decoder.brightness"),
                        ({"atmosphere": False}, "unmixing.decoder.atmosphere"),   # YAML's `off`
                        ({"atmosphere": "on"}, "unmixing.decoder.atmosphere"),
-                       ({"mixing": "neural"}, "unmixing.decoder.mixing"),
-                       ({"order": 3}, "unknown key unmixing.decoder.order")]:
+                       ({"mixing": "nonlinear"}, "unmixing.decoder.mixing"),
+                       ({"order": -1}, "unmixing.decoder.order"),
+                       ({"downsample": 0}, "unmixing.decoder.downsample"),
+                       ({"n_freq": 1.5}, "unmixing.decoder.n_freq"),
+                       ({"depth": 3}, "unknown key unmixing.decoder.depth")]:
         with pytest.raises(UBFInputError, match=match):
             DecoderSettings.from_params(bad)
 
@@ -316,6 +352,29 @@ def test_fit_with_fixed_library_endmembers_keeps_them_and_their_names():
                      endmember_names=["a"])
     with pytest.raises(UBFInputError, match="use library"):
         fit_unmixing(y, WL, is_val, rgb, _settings(), fixed_endmembers=E, endmember_names=list("abcd"))
+    s = _settings(endmembers="library", atmosphere="auto")
+    s.library_n = 5                                     # unmixing.library.n says 5, 4 spectra given
+    with pytest.raises(UBFInputError, match="unmixing.library.n = 5"):
+        fit_unmixing(y, WL, is_val, rgb, s, units=units, sensors=sensors, sources=sources, fixed_endmembers=E,
+                     endmember_names=list("abcd"))
+
+
+def test_fit_with_neural_mixing_and_the_inss_losses():
+    from ubf_core.spectral import load_cie1931
+
+    y, sources, units, sensors, is_val = _data()
+    rgb = np.random.default_rng(1).random((4, 3, 8, 8)).astype(np.float32)
+    s = _settings(mixing="neural", order=2, downsample=2, hidden=4, features=3, n_freq=1, atmosphere="never")
+    s.band_l1, s.hsv = 0.5, 0.2
+    wl = np.linspace(450, 650, C)
+    cie = load_cie1931(Path(__file__).resolve().parents[1] / "data/spectra/ciexyz31_1.csv")
+    fitted = fit_unmixing(y, wl, is_val, rgb, s, colour_response=cie)
+    assert fitted.model.mixing == "neural" and fitted.model.nonlinear.order == 2
+    assert {"train_band_l1", "train_hsv"} <= set(fitted.result.history[0])
+    with pytest.raises(UBFInputError, match="colour response"):
+        fit_unmixing(y, wl, is_val, rgb, s)
+    s.band_l1, s.hsv = 0.0, 0.0
+    assert s.loss() == UnmixingLoss(alpha=s.alpha, beta=s.beta)                       # today's loss
 
 
 # ----------------------------------------------------------------------------------------------- stores, synthesis
@@ -347,6 +406,26 @@ def test_mix_with_brightness_and_transmission():
         mix(a, E, brightness=s[:, :2])
     with pytest.raises(UBFInputError, match="transmission"):
         mix(a, E, transmission=t[:3])
+
+
+def test_synthesis_applies_the_decoder_neural_mixing_to_generated_abundances():
+    from ubf_core.synthesis.mixing import mixing_record
+
+    model = net(seed=1, mixing="neural", mixing_options=NEURAL)
+    with torch.no_grad():
+        model.nonlinear.head.bias.add_(0.3)
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(K), (2, 4, 4)).transpose(0, 3, 1, 2).astype(np.float32)
+    E = model.endmembers().detach().numpy()
+    record = mixing_record(model.nonlinear)
+    y = mix(a, E, mixing=record)
+    with torch.no_grad():   # the decoder on the same abundances, without its offset b
+        want = model.decoder(torch.as_tensor(a), nonlinear=model.nonlinear) - model.decoder.bias[None, :, None, None]
+    assert np.allclose(y, want.numpy(), atol=1e-6) and not np.allclose(y, mix(a, E), atol=1e-5)
+    t = np.linspace(0.5, 1.5, C)
+    assert np.allclose(mix(a, E, transmission=t, mixing=record), y * t[None, :, None, None], atol=1e-6)
+    with pytest.raises(UBFInputError, match="neural mixing is for"):
+        mix(a[:, :2], E[:, :2], mixing=record)
 
 
 def test_synthesis_job_units():

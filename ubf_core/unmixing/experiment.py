@@ -101,7 +101,8 @@ class UnmixingSettings:
     def network_k(self) -> int:
         """The network's abundance channels: ``k`` with learned endmembers, ``unmixing.library.n`` (the library
         spectra selected) with ``decoder.endmembers: library``; ``k`` then counts only VCA+FCLS's endmembers."""
-        return int(self.library_n) if self.decoder.endmembers == "library" else self.k
+        library = self.decoder.endmembers == "library" and self.library_n is not None
+        return int(self.library_n) if library else self.k
 
     def loss(self, y_train: np.ndarray | None = None, wavelengths_nm: np.ndarray | None = None,
              colour_response: xr.DataArray | None = None) -> UnmixingLoss:
@@ -265,8 +266,8 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
                                                     f"{fixed.shape}")
         if endmember_names is None or len(endmember_names) != fixed.shape[1]:
             raise UBFInputError("fixed_endmembers", f"needs one name per spectrum ({fixed.shape[1]})")
-        if fixed.shape[1] != settings.network_k:
-            raise UBFInputError("params.yaml", f"unmixing.library.n = {settings.network_k} but {fixed.shape[1]} "
+        if settings.library_n is not None and fixed.shape[1] != settings.library_n:
+            raise UBFInputError("params.yaml", f"unmixing.library.n = {settings.library_n} but {fixed.shape[1]} "
                                                f"library spectra were given")
         init, k, kind = torch.as_tensor(fixed), fixed.shape[1], "fixed"
     else:
