@@ -397,7 +397,9 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
         ds = unmix_dataset(abundance, model.endmembers().detach().numpy(), model_grid(model),
                            {"input": file.name, "kind": "rgb" if is_rgb else "hsi", "model_uri": uri,
                             "model_name": version.name, "model_version": int(version.version),
-                            "model_run_id": version.run_id or ""}, brightness)
+                            "model_run_id": version.run_id or "",
+                            **({"endmember_names": json.dumps(model.meta["endmember_names"])}
+                               if "endmember_names" in model.meta else {})}, brightness)
         write_store(ds, out_dir / "abundance.zarr", dim="endmember")
         unmix_preview(image, abundance, out_dir / "preview.png",
                       f"{file.name} — {version.name} v{version.version}")
