@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/unmixing.py ablation
 	$(BIN)/python benchmarks/unmixing.py bound
 	$(BIN)/python benchmarks/unmixing.py crossdata
+	$(BIN)/python benchmarks/neural_mixing.py
 	$(BIN)/python benchmarks/generator_sampling.py
 	$(BIN)/python benchmarks/synthesis_throughput.py
 

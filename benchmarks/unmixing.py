@@ -14,6 +14,12 @@
             mean training spectrum, pooled over the validation scenes and per scene, with and without the input
             bands (the network's row is read from reports/unmixing.json's "baselines" when it is there); ablation
             and crossdata print the same comparison under every setting, with the network
+  decoders  the decoder options of unmixing.decoder, each trained on the same split from the same seed: linear
+            (learned endmembers, today's model), +brightness, +atmosphere (a factor t per radiance sensor),
+            +brightness+atmosphere (and library, library+atmosphere once ubf_core/spectral/library.py exists):
+            PSNR, SSIM, SAD°, RMSE pooled on the validation scenes and on Samson alone, next to least squares and
+            VCA+FCLS, with the seconds per epoch of each; then the learned t of the ABU sensor at a few wavelengths.
+            --stores DIR reads hsi.zarr and rgb.zarr from DIR (read-only) instead of the catalogue's paths
   bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
             (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
             (reports/unmixing.json) and to the scene's own VCA+FCLS (endmembers fitted to that scene itself)
@@ -22,6 +28,7 @@ Every run trains from the same seed; speed, ablation and bound validate on param
 
 Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
        | crossdata [--epochs N] [--k 3,5,8] [--hold NAME,...] | baselines | bound
+       | decoders [--epochs N] [--stores DIR]
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
 from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSettings, fit_references,
-                                          fit_unmixing, validation_figures)
+                                          fit_unmixing, library_for_training, validation_figures)
+from ubf_core.unmixing.decoder import DecoderSettings, patch_units
 from ubf_core.unmixing.figures import plot_abundance_histograms
 from ubf_core.unmixing.inference import encode
 from ubf_core.unmixing.inputs import InputSpace, three_band
@@ -282,6 +290,175 @@ def bound(args) -> None:
               f"{sad(E @ fcls(Y, E)):7.2f}  {sad(own @ fcls(Y, own)):12.2f}", flush=True)
 
 
+#: the variants of `decoders`, in table order: a base (linear: learned endmembers; library: fixed library spectra)
+#: and options joined by "+": brightness, atmosphere (a factor t per radiance sensor), neural<order> (NeuralMixing)
+DECODER_VARIANTS = ("linear", "linear+brightness", "linear+atmosphere", "linear+brightness+atmosphere", "library",
+                    "library+atmosphere", "library+brightness+atmosphere", "linear+neural1", "linear+neural2",
+                    "linear+neural3")
+T_WAVELENGTHS_NM = (400, 450, 500, 550, 600, 650, 687, 698)
+
+
+def variant_decoder(name: str, base: dict) -> dict:
+    """unmixing.decoder for a variant name such as ``library+brightness+atmosphere+neural2`` (on top of ``base``,
+    params' decoder section); an unknown part is a SystemExit naming it."""
+    parts = name.split("+")
+    if parts[0] not in ("linear", "library"):
+        raise SystemExit(f"decoders: variant {name!r} must start with linear or library")
+    dec = {**base, "endmembers": "learned" if parts[0] == "linear" else "library", "brightness": False,
+           "atmosphere": "never", "mixing": "linear"}
+    for part in parts[1:]:
+        if part == "brightness":
+            dec["brightness"] = True
+        elif part == "atmosphere":
+            dec["atmosphere"] = "auto"
+        elif part.startswith("neural") and part[6:].isdigit():
+            dec["mixing"], dec["order"] = "neural", int(part[6:])
+        else:
+            raise SystemExit(f"decoders: variant {name!r}: unknown option {part!r} (brightness, atmosphere, "
+                             f"neural<order>)")
+    return dec
+
+
+def store_units(params: dict, hsi, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(units (N,), sensor (N,), where they came from): the store's coordinates, or for a store written before
+    they existed, each patch's data set entry in params (hsi.datasets.<source>.units / sensor)."""
+    if "units" in hsi.coords and "sensor" in hsi.coords:
+        units, sensors = patch_units(hsi, "hsi store")
+        return units, sensors, "the store's coordinates"
+    ds = params["hsi"]["datasets"]
+    return (np.array([ds[s]["units"] for s in sources]), np.array([ds[s].get("sensor", "") for s in sources]),
+            "params hsi.datasets (the store predates the units coordinate)")
+
+
+def _fit_variant(params: dict, u: dict, name: str, y, wl, is_val, rgb, units, sensors, sources, seed: int,
+                 root: Path) -> tuple:
+    """Train one variant on one split: (fitted, seconds per epoch, the library record or None)."""
+    uu = copy.deepcopy(u)
+    uu["decoder"] = variant_decoder(name, {**DecoderSettings().to_dict(), **(u.get("decoder") or {})})
+    s = UnmixingSettings.from_params(uu, seed)
+    s.train.progress = False
+    fixed = names = record = None
+    if s.decoder.endmembers == "library":
+        lib = library_for_training({**params, "unmixing": uu}, root, wl, y[~is_val])
+        fixed, names, record = lib.reflectance, list(lib.names), lib.record()
+    stamps = []
+    fitted = fit_unmixing(y, wl, is_val, rgb, s, seed=seed, units=units, sensors=sensors, sources=sources,
+                          fixed_endmembers=fixed, endmember_names=names,
+                          on_epoch=lambda ep, rec: stamps.append(time.perf_counter()))
+    per_epoch = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
+    return fitted, per_epoch, record
+
+
+def _reconstruct_split(fitted, y, is_val) -> dict:
+    """Every compared model's reconstruction of the split's validation patches (float32), in patch order."""
+    from ubf_core.unmixing.experiment import _reconstructions
+    groups = None if fitted.atmosphere.index is None else fitted.atmosphere.index[is_val]
+    return _reconstructions(fitted, y[is_val], fitted.x[is_val], 64, groups)
+
+
+def decoders(args) -> None:
+    """Every decoder variant on the same split(s), one table (see the module docstring); results are kept in
+    benchmarks/out/decoders_<split>_<epochs>.json per variant, so a run can stop and resume, or run a few
+    variants at a time (--variants), and the table is printed from all the variants done."""
+    from ubf_core.metrics.reconstruction import reconstruction_report
+
+    params = load_params(args.params)
+    root = args.params.resolve().parent
+    stores = {name: (args.stores / f"{name}.zarr" if args.stores else dataset(args.params, name))
+              for name in ("hsi", "rgb")}
+    hsi, rgb_ds = open_store(stores["hsi"]), open_store(stores["rgb"])
+    sources = np.array([str(s) for s in hsi["source"].values])
+    y, wl = hsi["reflectance"].values, hsi["wavelength"].values
+    seed = int(params.get("seed", 0))
+    rgb = rgb_ds["rgb"].isel(patch=np.sort(np.random.default_rng(seed).choice(
+        rgb_ds.sizes["patch"], min(512, rgb_ds.sizes["patch"]), replace=False))).values
+    units, sensors, units_from = store_units(params, hsi, sources)
+    u = copy.deepcopy(params["unmixing"])
+    if args.epochs:
+        u["train"]["epochs"] = args.epochs
+    epochs = int(u["train"]["epochs"])
+    if args.split == "validation":
+        splits = {"validation": np.isin(sources, u["validation_sources"])}
+    else:
+        groups = np.array([data_set(str(src)) for src in sources])
+        splits = {g: groups == g for g in sorted(set(groups))}
+    wanted = args.variants or list(DECODER_VARIANTS)
+    for name in wanted:
+        variant_decoder(name, {})                                      # unknown names refused before any work
+    OUT.mkdir(parents=True, exist_ok=True)
+    out_file = OUT / f"decoders_{args.split}_{epochs}.json"
+    done = json.loads(out_file.read_text()) if out_file.is_file() else {}
+
+    def save() -> None:
+        tmp = out_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        os.replace(tmp, out_file)
+
+    refs = np.concatenate([y[m] for m in splits.values()])
+    val_sources = np.concatenate([sources[m] for m in splits.values()]).astype(str)
+    for name in ["baselines", *wanted]:
+        if name in done:
+            continue
+        recs, per_epoch, best, record, t_info = {}, [], [], None, None
+        for split, is_val in splits.items():
+            if name == "baselines":
+                fitted = fit_references(y, wl, is_val, rgb, UnmixingSettings.from_params(u, seed), seed=seed)
+            else:
+                fitted, pe, record = _fit_variant(params, u, name, y, wl, is_val, rgb, units, sensors, sources,
+                                                  seed, root)
+                per_epoch.append(pe)
+                best.append(f"{fitted.result.best_epoch}/{len(fitted.result.history)}")
+                t = fitted.model.transmission()
+                if t is not None and t_info is None:
+                    t_info = {"sensors": fitted.model.atmosphere, "t": t.detach().numpy().tolist()}
+            for who, rec in _reconstruct_split(fitted, y, is_val).items():
+                recs.setdefault(who, []).append(rec)
+            print(f"# {name} ({split}) done", flush=True)
+        entry = {}
+        for who, parts in recs.items():
+            y_hat = np.concatenate(parts)
+            samson = val_sources == "samson"
+            entry[who] = {"pooled": reconstruction_report(y_hat, refs),
+                          "samson": reconstruction_report(y_hat[samson], refs[samson]) if samson.any() else None}
+        if name != "baselines":
+            entry = {"network": entry["network"], "s_per_epoch": float(np.mean(per_epoch)), "best": best,
+                     "transmission": t_info,
+                     "library": None if record is None else {k: v for k, v in record.items()}}
+        done[name] = entry
+        save()
+    print(f"\n# unmixing decoders — {machine()}; split {args.split} ({', '.join(splits)}), epochs {epochs} "
+          f"(patience {u['train']['patience']}), seed {seed}; units from {units_from}")
+    print(f"# validation patches: {len(refs)} from {sorted({str(v) for v in val_sources})}; radiance: "
+          f"{sorted({str(v) for v in sources[units == 'radiance']})}")
+    print(f"{'model':<34} {'pooled: PSNR dB  SSIM   SAD°   RMSE':<38} | {'Samson: PSNR dB  SSIM   SAD°   RMSE':<38} "
+          f"| s/epoch  best/run")
+
+    def cells(p: dict | None) -> str:
+        return "   —" if p is None else f"{p['psnr']:7.2f}  {p['ssim']:.3f}  {p['sad_deg']:5.2f}  {p['rmse']:.4f}"
+
+    base = done.get("baselines", {})
+    for who in ("least_squares_1", "least_squares_2", "vca_fcls", "mean_spectrum"):
+        if who in base:
+            print(f"{BASELINE_NAMES[who]:<34} {cells(base[who]['pooled']):<38} | {cells(base[who]['samson']):<38} |")
+    for name in [n for n in done if n != "baselines"]:
+        e = done[name]
+        print(f"{name:<34} {cells(e['network']['pooled']):<38} | {cells(e['network']['samson']):<38} | "
+              f"{e['s_per_epoch']:7.2f}  {','.join(e['best'])}")
+    for name in [n for n in done if n != "baselines"]:
+        t_info = done[name].get("transmission")
+        if t_info:
+            t = np.asarray(t_info["t"])
+            at = [int(np.argmin(np.abs(wl - v))) for v in T_WAVELENGTHS_NM]
+            for g, sensor in enumerate(t_info["sensors"]):
+                print(f"# learned t, sensor {sensor} ({name}): " + ", ".join(f"{wl[i]:.0f} nm {t[g, i]:.3f}"
+                                                                            for i in at))
+        lib = done[name].get("library")
+        if lib:
+            print(f"# {name}: library {lib['library_spectra']} of {lib.get('library_in_file')} spectra (dropped "
+                  f"duplicates {lib.get('library_dropped_duplicates')}), selection explains "
+                  f"{lib.get('library_selection_explained', float('nan')):.4f} of the training energy")
+
+
 def k_list(text: str) -> list[int]:
     """'3,5,8' -> [3, 5, 8]; anything else is an argparse error naming the value."""
     try:
@@ -295,10 +472,18 @@ def k_list(text: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "baselines", "bound"])
+    ap.add_argument("what", choices=["speed", "ablation", "crossdata", "baselines", "bound", "decoders"])
+    ap.add_argument("--stores", type=Path, default=None,
+                    help="decoders: a folder with hsi.zarr and rgb.zarr to read (default: the catalogue's paths)")
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--epochs", type=int, default=None, help="speed: epochs timed (default 3); ablation, crossdata: override")
     ap.add_argument("--only", choices=["input", "k"], help="ablation: only the input-space rows or the k rows")
+    ap.add_argument("--variants", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,
+                    help="decoders: only these variants, e.g. linear,library+atmosphere,linear+neural3 (default: "
+                         "all of DECODER_VARIANTS); done ones are read back from benchmarks/out")
+    ap.add_argument("--split", choices=["validation", "lodo"], default="validation",
+                    help="decoders: params' validation scenes, or leave one data set out (each held out in turn, "
+                         "pooled over all)")
     ap.add_argument("--k", type=k_list, default=None,
                     help="crossdata: endmember counts to train for every split, e.g. 3,5,8 (default: params' k)")
     ap.add_argument("--hold", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,
@@ -313,6 +498,8 @@ def main() -> None:
         baselines(args)
     elif args.what == "crossdata":
         crossdata(args)
+    elif args.what == "decoders":
+        decoders(args)
     else:
         ablation(args)
 

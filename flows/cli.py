@@ -383,20 +383,23 @@ def unmix_cmd(file: Path, params_path: str, model_uri: str | None, out_dir: Path
         version = resolve_model_version(uri)
         model = load_registered_unmixing_model(uri)
         if is_rgb:
-            abundance = unmix_rgb_image(model, image, file)
+            abundance, brightness = unmix_rgb_image(model, image, file, with_brightness=True)
         else:
             wl_model = model_grid(model)
             grid = SpectralGrid(float(wl_model[0]), float(wl_model[-1]), len(wl_model))
             tolerance = float(params["grid"]["coverage_tolerance_nm"])
             aligned = resample_to_grid(cube, grid, tolerance_nm=tolerance, max_nan_fraction=1.0, name=str(file))
-            abundance = unmix_hsi_cube(model, aligned, model_response(params, model))
+            abundance, brightness = unmix_hsi_cube(model, aligned, model_response(params, model),
+                                                   with_brightness=True)
             image = hsi_patches_to_rgb(aligned.expand_dims("patch"))[0]
         out_dir = out_dir or file.with_name(file.name + ".unmix")
         out_dir.mkdir(parents=True, exist_ok=True)
         ds = unmix_dataset(abundance, model.endmembers().detach().numpy(), model_grid(model),
                            {"input": file.name, "kind": "rgb" if is_rgb else "hsi", "model_uri": uri,
                             "model_name": version.name, "model_version": int(version.version),
-                            "model_run_id": version.run_id or ""})
+                            "model_run_id": version.run_id or "",
+                            **({"endmember_names": json.dumps(model.meta["endmember_names"])}
+                               if "endmember_names" in model.meta else {})}, brightness)
         write_store(ds, out_dir / "abundance.zarr", dim="endmember")
         unmix_preview(image, abundance, out_dir / "preview.png",
                       f"{file.name} — {version.name} v{version.version}")

@@ -6,7 +6,7 @@ from prefect import flow
 
 from flows._entry import run_stage
 from tasks.params import load_stage_params
-from tasks.unmixing import train_unmixing_task
+from tasks.unmixing import fit_unmixing_network, judge_unmixing, register_unmixing, unmixing_inputs
 
 
 @flow(name="train_unmixing", log_prints=True)
@@ -17,7 +17,11 @@ def train_unmixing(params_path: str = "params.yaml") -> dict:
     Args:
         params_path: the params file (relative to the project folder) the stage reads its settings from.
     """
-    return train_unmixing_task(load_stage_params(params_path))
+    params = load_stage_params(params_path)
+    inputs = unmixing_inputs(params)
+    fitted, run_id = fit_unmixing_network(params, inputs)
+    judged = judge_unmixing(params, inputs, fitted, run_id)
+    return register_unmixing(params, inputs, fitted, judged, run_id)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ What it copies (citations in data/README.md):
 - hsi/salton_sea_roi.mat: I, wl, bbl and the header's fwhm, bands up to 760 nm;
 - hsi/samson.mat: SamSon as float32, bands up to 760 nm (the first 115 of linspace(401, 889, 156));
 - rgb/aid/<class>/: ``N_IMAGES_PER_CLASS`` JPEGs (byte-identical copies) of the classes in ``AID_CLASSES``;
-- spectra/: the CIE 1931 colour-matching functions, the camera sensitivity database and the AVIRIS band table.
+- spectra/: the CIE 1931 colour-matching functions, the camera sensitivity database, the AVIRIS band table and the
+  USGS spectral library resampled to AVIRIS (whole, byte-identical: 0.4 MB).
 The selection is deterministic (sorted file names).
 """
 
@@ -55,7 +56,8 @@ def main(shared: Path, out: Path) -> None:
         for f in files:
             shutil.copyfile(f, dst / f.name)
     (out / "spectra").mkdir(parents=True, exist_ok=True)
-    for name in ["ciexyz31_1.csv", "camspec_database.txt", "aviris_wavelengths.mat"]:
+    for name in ["ciexyz31_1.csv", "camspec_database.txt", "aviris_wavelengths.mat",
+                 "usgs_1995_library.mat"]:
         shutil.copyfile(shared / "spectra" / name, out / "spectra" / name)
 
 

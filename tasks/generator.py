@@ -307,6 +307,10 @@ class SynthesisModels:
     unmixing_version: int
     endmembers: np.ndarray
     wavelengths_nm: np.ndarray
+    transmission: np.ndarray | None = None     # (G, C): the unmixing model's factor t per sensor group, or None
+    sensors: tuple[str, ...] = ()              # the G sensor groups
+    brightness: bool = False                   # the unmixing model has a brightness term
+    mixing: dict | None = None                 # mixing neural: its NeuralMixing (config + weights); None: linear
 
     @property
     def generator_version_uri(self) -> str:
@@ -339,8 +343,30 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
                        or not np.allclose(json.loads(trained_wl), wl, atol=1e-6)):
         raise UBFInputError(unmixing_uri, f"endmember grid {wl[0]:g}–{wl[-1]:g} nm × {len(wl)} differs from the "
                                           f"grid {uri} was trained with")
+    from ubf_core.synthesis.mixing import mixing_record
+
+    t = model.transmission()
     return SynthesisModels(uri, version.name, int(version.version), version.run_id or "", unmixing_uri,
-                           unmixing_version.name, int(unmixing_version.version), E, wl)
+                           unmixing_version.name, int(unmixing_version.version), E, wl,
+                           None if t is None else t.detach().cpu().numpy().astype(np.float32),
+                           tuple(model.atmosphere), model.has_brightness,
+                           None if model.nonlinear is None else mixing_record(model.nonlinear))
+
+
+BRIGHTNESS_WARNING = ("{uri} has a brightness term but the generator does not generate brightness yet: synthesis "
+                      "mixes every pixel with s = 1 (store attrs 'brightness')")
+
+
+def synthesis_transmission(models: SynthesisModels, units: str) -> np.ndarray | None:
+    """The factor t (C,) a radiance synthesis multiplies by: the unmixing model's, which must have exactly one
+    sensor group (None for reflectance)."""
+    if units != "radiance":
+        return None
+    if models.transmission is None or len(models.sensors) != 1:
+        have = "no atmosphere term" if models.transmission is None else f"sensor groups {list(models.sensors)}"
+        raise UBFInputError("synthesis.units", f"radiance needs an unmixing model with one solar-atmosphere factor "
+                                               f"t; {models.unmixing_uri} has {have}")
+    return models.transmission[0]
 
 
 def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_mix: dict | None,
@@ -354,6 +380,9 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
 
     s = section(params, "synthesis")
     E = models.endmembers
+    units = str(s["units"])
+    if units not in ("reflectance", "radiance"):
+        raise UBFInputError("synthesis.units", f"{units!r} unknown; use reflectance or radiance")
     if gen.k != E.shape[1]:
         raise UBFInputError(models.unmixing_uri, f"k = {E.shape[1]} endmembers but {models.generator_uri} "
                                                  f"generates k = {gen.k} maps")
@@ -370,7 +399,9 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
                         snr_db=s.get("noise_snr_db"), sampler=options,
                         device=pick_device(s["device"] if device is None else device, "synthesis.device"),
                         config={"generator": f"{models.generator_name}/{models.generator_version}",
-                                "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"})
+                                "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"},
+                        units=units, transmission=synthesis_transmission(models, units),
+                        brightness=models.brightness, mixing=models.mixing)
 
 
 @task(name="synthesize", tags=["cuda"])
@@ -398,6 +429,8 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
         folder = download_generator(models.generator_version_uri, tmp)
         gen = load_generator(folder)
         job = synthesis_job(params, models, gen, n=n, class_mix=class_mix)
+        if job.brightness:
+            log.warning(BRIGHTNESS_WARNING.format(uri=models.unmixing_uri))
         labels = job.labels
         attrs = {**models.provenance(), "params_hash": params_hash(s, params.get("seed"))}
         d = section(params, "dask")

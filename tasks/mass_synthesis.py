@@ -130,6 +130,10 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
     gen = load_generator(gen_dir)
     job = synthesis_job(params, models, gen, n=n, class_mix=class_mix, seed=seed, sampler=sampler, steps=steps,
                         device=device, micro_batch=micro_batch)
+    if job.brightness:
+        from tasks.generator import BRIGHTNESS_WARNING
+
+        log.warning(BRIGHTNESS_WARNING.format(uri=models.unmixing_uri))
     want = job.config_hash()
     local, remote = output_location(params, out or str(dataset_path(params, DEFAULT_OUT_DIR) / f"{want}.zarr"), want)
     settings = {**s, "n": n, "class_mix": class_mix, "sampler": dict(job.sampler or {}), "device": job.device,

@@ -115,7 +115,8 @@ def test_a_malformed_entry_is_one_line(entry, expected):
 
 def test_zarr_dims_match_the_stores_the_code_writes(tmp_path, catalog):
     """The abundance, endmember and synthesis stores as ubf_core writes them have the dims the catalogue gives
-    (the HSI and RGB stores, written from per-scene parts by the prepare stages, are not checked here)."""
+    (the HSI and RGB stores, written from per-scene parts by the prepare stages, are not checked here); the
+    abundance and endmember stores as a model with every decoder option writes them (brightness, transmission)."""
     import xarray as xr
 
     from ubf_core.data.stores import open_store, write_store
@@ -126,8 +127,10 @@ def test_zarr_dims_match_the_stores_the_code_writes(tmp_path, catalog):
     wl = np.linspace(400, 700, 4)
     like = xr.Dataset(coords={"source": ("patch", np.array(["a", "b"]))})
     written = {
-        "abundance_hsi": write_store(abundance_dataset(np.zeros((2, 3, 4, 4)), like, {}), tmp_path / "a.zarr"),
-        "endmembers": write_store(endmember_dataset(np.zeros((4, 3)), wl, {}), tmp_path / "e.zarr", dim="endmember"),
+        "abundance_hsi": write_store(abundance_dataset(np.zeros((2, 3, 4, 4)), like, {}, np.ones((2, 4, 4))),
+                                     tmp_path / "a.zarr"),
+        "endmembers": write_store(endmember_dataset(np.zeros((4, 3)), wl, {}, np.ones((1, 4)), ["aviris"]),
+                                  tmp_path / "e.zarr", dim="endmember"),
     }
     job = SynthesisJob(labels=np.array(["", ""]), seed=0, size=(4, 4), endmembers=np.zeros((4, 3)),
                        wavelengths_nm=wl)

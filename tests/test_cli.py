@@ -60,7 +60,8 @@ def test_info_bad_input_is_one_line_and_exit_2(args, problem):
 def test_stage_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, shared_data):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["hsi"]["datasets"] = {"pavia-u": {"path": str(shared_data / "hsi/pavia_u_downsampled.mat"),
-                                             "variable": "I1", "wavelengths": {"variable": "wl", "unit": "um"}}}
+                                             "variable": "I1", "wavelengths": {"variable": "wl", "unit": "um"},
+                                             "units": "reflectance"}}
     params["dask"].update(processes=False, n_workers=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     res = run([sys.executable, "-m", "flows.prepare_hsi", "--params", str(tmp_path / "params.yaml")],

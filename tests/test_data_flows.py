@@ -87,7 +87,7 @@ def test_uncovered_range_stops_the_stage_and_writes_nothing(prefect_engine, tmp_
     from ubf_core.errors import UBFInputError
 
     pavia = {"path": str(shared_data / "hsi/pavia_u_downsampled.mat"), "variable": "I1", "layout": "HWC",
-             "wavelengths": {"variable": "wl", "unit": "um"}}
+             "wavelengths": {"variable": "wl", "unit": "um"}, "units": "reflectance"}
     params = _project(tmp_path, lambda p: p["hsi"]["datasets"].update({"pavia-u": pavia}))
     with pytest.raises(UBFInputError, match=r"pavia-u: .*398.*not covered"):
         prepare_hsi(str(params))

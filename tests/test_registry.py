@@ -239,7 +239,7 @@ def test_every_stage_starts_its_run_with_the_helper():
 
 def test_stages_log_through_the_one_helper():
     """Tasks log params, metrics, tags and artifacts through tasks.registry.log_to_run / track_stage, not by
-    calling mlflow themselves (tasks/unmixing.py is the one left to convert)."""
+    calling mlflow themselves."""
     import ast
     from pathlib import Path
 
@@ -251,7 +251,7 @@ def test_stages_log_through_the_one_helper():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "mlflow"
                     and node.func.attr.startswith(("log_", "set_tag"))):
                 direct.add(path.name)
-    assert direct == {"registry.py", "unmixing.py"}
+    assert direct == {"registry.py"}
 
 
 def test_log_to_run_keeps_finite_numbers_only(tmp_path):

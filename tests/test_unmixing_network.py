@@ -154,7 +154,8 @@ def test_config_rebuilds_and_loads_state():
     model = UnmixingNet(4, 17, stem=8, widths=(16, 24, 12), nonnegative_endmembers=False, bias=False)
     cfg = model.config
     assert cfg == {"k": 4, "n_bands": 17, "stem": 8, "widths": [16, 24, 12], "nonnegative_endmembers": False,
-                   "bias": False, "in_channels": 3}
+                   "bias": False, "in_channels": 3, "endmembers": "learned", "brightness": False, "atmosphere": [],
+                   "mixing": "linear"}
     cfg["widths"].append(99)  # a copy: the model's own config is unchanged
     assert model.config["widths"] == [16, 24, 12]
     torch.manual_seed(1)

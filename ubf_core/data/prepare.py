@@ -8,9 +8,11 @@ the number of workers or on the order in which tasks finish.
 Store layouts (one patch per chunk, Zarr format 3):
 
 HSI store
-    ``reflectance`` (patch, wavelength, y, x) float32, unitless reflectance;
-    coordinates ``wavelength`` (nm), ``fwhm`` (nm), ``source`` (data-set name), ``origin_y``/``origin_x``
-    (patch top-left pixel in the source scene).
+    ``reflectance`` (patch, wavelength, y, x) float32, unitless: surface reflectance, or for a data set declared
+    ``units: radiance`` its at-sensor radiance times the data set's ``scale`` (the variable keeps its name);
+    coordinates ``wavelength`` (nm), ``fwhm`` (nm), ``source`` (data-set name), ``units`` (reflectance |
+    radiance, the data set's declaration), ``sensor`` (the radiance data set's sensor group, "" for reflectance),
+    ``origin_y``/``origin_x`` (patch top-left pixel in the source scene); attrs ``units`` {data set: units}.
 RGB store
     ``rgb`` (patch, channel, y, x) float32 in [0, 1], display-encoded (sRGB, as stored in the images);
     coordinates ``channel`` (R, G, B), ``label`` (class = sub-folder name), ``label_id`` (index into the sorted
@@ -37,6 +39,7 @@ from ubf_core.data.patches import PatchSpec, extract_patches, patch_origins, rgb
 from ubf_core.data.stores import staging_dir, to_zarr_per_element, write_store_from_parts
 from ubf_core.errors import UBFInputError
 from ubf_core.io import HSISource, RGBImage, read_hsi, read_rgb
+from ubf_core.io.source import require_units
 from ubf_core.spectral import SceneRejected, SpectralGrid, resample_to_grid
 
 
@@ -64,8 +67,10 @@ def _path_label(path: str | Path, base_dir: str | Path | None) -> str:
     return str(path)
 
 
-def hsi_scene_patches(aligned: xr.DataArray, spec: PatchSpec, source_id: str) -> tuple[xr.Dataset, int]:
+def hsi_scene_patches(aligned: xr.DataArray, spec: PatchSpec, source_id: str, units: str = "reflectance",
+                      sensor: str = "") -> tuple[xr.Dataset, int]:
     """Cut an aligned cube (wavelength, y, x) into a patch Dataset; patches with too many NaN pixels are dropped.
+    ``units`` (reflectance | radiance) and ``sensor`` (radiance: its sensor group) become per-patch coordinates.
 
     Returns (dataset with dims (patch, wavelength, y, x), number of patches dropped).
     """
@@ -80,6 +85,8 @@ def hsi_scene_patches(aligned: xr.DataArray, spec: PatchSpec, source_id: str) ->
             "wavelength": ("wavelength", aligned["wavelength"].values, {"units": "nm"}),
             "fwhm": ("wavelength", aligned["fwhm"].values, {"units": "nm"}),
             "source": ("patch", np.array([source_id] * int(keep.sum()), dtype=object)),
+            "units": ("patch", np.array([units] * int(keep.sum()), dtype=object)),
+            "sensor": ("patch", np.array([sensor] * int(keep.sum()), dtype=object)),
             "origin_y": ("patch", origins_kept[:, 0]),
             "origin_x": ("patch", origins_kept[:, 1]),
         },
@@ -105,7 +112,7 @@ def _hsi_part(source: HSISource, grid: SpectralGrid, spec: PatchSpec, tolerance_
                                    name=source.name)
     except SceneRejected as err:
         return {**info, "rejected": err.problem}
-    ds, dropped = hsi_scene_patches(aligned, spec, source.name)
+    ds, dropped = hsi_scene_patches(aligned, spec, source.name, source.units or "reflectance", source.sensor or "")
     info.update(nan_pixels=int(aligned.attrs.get("nan_pixels", 0)), dropped_patches=dropped,
                 n_patches=int(ds.sizes["patch"]))
     if ds.sizes["patch"]:
@@ -143,6 +150,7 @@ def prepare_hsi_store(sources: Sequence[HSISource], grid: SpectralGrid, spec: Pa
     """
     if not sources:
         raise UBFInputError("params.yaml", "hsi.datasets is empty: no HSI scene to prepare")
+    require_units(sources)
     out = Path(out)
     with staging_dir(out) as tmp:
         parts = [tmp / f"part-{i:05d}.zarr" for i in range(len(sources))]
@@ -162,6 +170,8 @@ def prepare_hsi_store(sources: Sequence[HSISource], grid: SpectralGrid, spec: Pa
             "grid": {"start_nm": grid.start_nm, "stop_nm": grid.stop_nm, "n_bands": grid.n_bands},
             "patch_size": spec.size, "patch_stride": spec.stride,
             "source_checksums": {r["source"]: r["sha256"] for r in results},
+            "units": {s.name: s.units for s in sources},
+            "sensors": {s.name: s.sensor for s in sources if s.sensor},
             "sources": [{k: v for k, v in r.items() if k != "sha256"} for r in results],
             "rejected_sources": rejected,
         }

@@ -14,8 +14,17 @@ A data set is described by a mapping (one entry of params.yaml's data sets)::
     bad_bands: [107, 108]    # 0-based band indices in the file's band order, or {variable: bbl, bad_value: 0}
     scale: 1.0e-4            # DN -> reflectance factor (default 1.0; CAVE: 1/65535 for 16-bit, 1/255 for 8-bit)
     nodata: -1.23e34         # optional sentinel (raw units) that becomes NaN
+    units: reflectance       # reflectance | radiance: what the values are (required by prepare_hsi, see below)
+    sensor: aviris           # radiance only (required there): the sensor group that shares one solar-atmosphere
+                             # factor t in the unmixing decoder (any name; all radiance data sets of it share t)
     cite: "..."              # optional free text (citation), kept but not used by the reader
     description: "..."       # optional free text
+
+``units`` says whether the scaled values are surface reflectance or at-sensor radiance (ABU: radiance × 1e-4).
+The reader does not need it, so :meth:`HSISource.from_params` accepts an entry without it, but preparing a store
+does (:func:`require_units`): every data set of params.yaml declares it. ``sensor`` names the radiance data sets
+that share one per-wavelength solar–atmosphere factor t (``ubf_core.unmixing.network``): the simplest grouping,
+one t per sensor name, chosen by the person who knows the data sets (ABU: ``aviris``).
 
 Default format from the path: ``.mat`` -> mat, ``.tif``/``.tiff`` -> geotiff, ``.hdr`` (or ``.img``, ``.dat``,
 ``.raw``, ``.bsq``, ``.bil``, ``.bip``, ``.bin`` with a ``.hdr`` beside) -> envi, a folder (or a name without a suffix)
@@ -50,13 +59,14 @@ from pathlib import Path
 from typing import Any
 
 from ubf_core.errors import UBFInputError
+from ubf_core.units import UNITS
 
 FORMATS = ("mat", "geotiff", "envi", "cave")
 LAYOUTS = ("HWC", "CHW", "pixel_major")
 ENVI_DATA_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
 
 _SOURCE_KEYS = ("path", "format", "variable", "layout", "rows", "cols", "order", "wavelengths", "fwhm",
-                "bad_bands", "scale", "nodata", "cite", "description")
+                "bad_bands", "scale", "nodata", "units", "sensor", "cite", "description")
 _AXIS_SOURCES = ("variable", "linspace", "values", "table", "value")
 _AXIS_KEYS = ("variable", "unit", "linspace", "values", "table", "table_variable", "column", "indices_variable",
               "indices", "first_n", "index_base", "slice", "sort", "value")
@@ -326,6 +336,8 @@ class HSISource:
     bad_bands: BadBandsSpec | list | dict | None = None
     scale: float | None = None
     nodata: float | None = None
+    units: str | None = None
+    sensor: str | None = None
     cite: str | None = None
     description: str | None = None
 
@@ -402,6 +414,16 @@ class HSISource:
         for key in ("cite", "description"):
             if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
                 raise UBFInputError(where, f"`{key}` must be text")
+        if self.units is not None and self.units not in UNITS:
+            raise UBFInputError(where, f"unknown units {self.units!r}; use one of {', '.join(UNITS)}")
+        if self.sensor is not None and (not isinstance(self.sensor, str) or not self.sensor.strip()):
+            raise UBFInputError(where, f"`sensor` must be a non-empty name, got {self.sensor!r}")
+        if self.units == "radiance" and self.sensor is None:
+            raise UBFInputError(where, "units: radiance needs `sensor:` (the group that shares one solar-atmosphere "
+                                       "factor, e.g. aviris)")
+        if self.units == "reflectance" and self.sensor is not None:
+            raise UBFInputError(where, "`sensor` only applies to units: radiance (it names the group that shares "
+                                       "one solar-atmosphere factor)")
 
     @classmethod
     def from_params(cls, name: str, spec: dict, base_dir: Path | str) -> HSISource:
@@ -424,3 +446,12 @@ class HSISource:
             if spec.get(key) is not None:
                 kwargs[key] = AxisSpec.parse(name, key, spec[key], base_dir)
         return cls(name=name, **kwargs)
+
+
+def require_units(sources) -> None:
+    """Every data set must declare ``units: reflectance | radiance`` (what prepare_hsi records for each patch): a
+    missing one is a UBFInputError naming the data set (unknown values are refused by :class:`HSISource`)."""
+    for source in sources:
+        if source.units is None:
+            raise UBFInputError(source.name, f"`units` is missing: declare units: {' | '.join(UNITS)} (ABU scenes "
+                                             f"are at-sensor radiance, data/README.md)")

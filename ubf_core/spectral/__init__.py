@@ -18,13 +18,13 @@ outside the source's good bands are an error, never extrapolated.
 
 
 from ubf_core.spectral.grid import NATURAL, PRESETS, REMOTE_SENSING, SpectralGrid
-from ubf_core.spectral.rendering import (XYZ_TO_LINEAR_SRGB, list_cameras, load_camera_response, load_cie1931,
-                                         render_rgb, select_bands, srgb_encode)
+from ubf_core.spectral.rendering import (XYZ_TO_LINEAR_SRGB, linear_rgb_matrix, list_cameras, load_camera_response,
+                                         load_cie1931, render_rgb, select_bands, srgb_encode)
 from ubf_core.spectral.resample import SceneRejected, resample_to_grid
 from ubf_core.spectral.response import FWHM_TO_SIGMA, Coverage, coverage, response_matrix
 
 __all__ = [
     "SpectralGrid", "REMOTE_SENSING", "NATURAL", "PRESETS", "response_matrix", "Coverage", "coverage",
     "SceneRejected", "resample_to_grid", "select_bands", "load_cie1931", "load_camera_response", "list_cameras",
-    "render_rgb", "XYZ_TO_LINEAR_SRGB", "srgb_encode", "FWHM_TO_SIGMA",
+    "render_rgb", "linear_rgb_matrix", "XYZ_TO_LINEAR_SRGB", "srgb_encode", "FWHM_TO_SIGMA",
 ]

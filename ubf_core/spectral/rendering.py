@@ -205,6 +205,69 @@ def srgb_encode(linear: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1.0 / 2.4) - 0.055)
 
 
+def _response_kind(response: xr.DataArray, kind: str | None, where: str) -> tuple[str, str]:
+    """Check ``response`` and ``kind``; return (kind, the response's second dim: "xyz" or "channel")."""
+    if not isinstance(response, xr.DataArray) or response.ndim != 2 or "wavelength" not in response.dims:
+        raise UBFInputError(where, "response must be a 2-D DataArray with a `wavelength` dim "
+                                   "(load_cie1931 / load_camera_response)")
+    inferred = "cie1931" if "xyz" in response.dims else ("camera" if "channel" in response.dims else None)
+    kind = kind or inferred
+    if kind not in ("cie1931", "camera"):
+        raise UBFInputError(where, f"kind must be 'cie1931' or 'camera', got {kind!r}")
+    expected_dim = "xyz" if kind == "cie1931" else "channel"
+    if expected_dim not in response.dims or response.sizes[expected_dim] != 3:
+        raise UBFInputError(where, f"a {kind} response needs dims ('wavelength', '{expected_dim}') with 3 entries, "
+                                   f"got {dict(response.sizes)}")
+    return kind, expected_dim
+
+
+def _rgb_matrix(wg: np.ndarray, response: xr.DataArray, kind: str, expected_dim: str, where: str) -> np.ndarray:
+    """The white-balanced linear rendering matrix (3, n) over the band centres ``wg`` (nm, non-decreasing)."""
+    resp = response.transpose("wavelength", expected_dim)
+    r_wl = np.asarray(resp["wavelength"].values, dtype=np.float64)
+    r_val = np.asarray(resp.values, dtype=np.float64)
+    order = np.argsort(r_wl)
+    r_wl, r_val = r_wl[order], r_val[order]
+    dl = local_spacing(wg) if wg.size > 1 else np.ones(1)
+    sampled = np.stack([np.interp(wg, r_wl, r_val[:, k], left=0.0, right=0.0) for k in range(3)])  # (3, n_good)
+    A = sampled * dl[None, :]                                    # (3, n_good): spectrum -> XYZ or camera RGB
+    if kind == "cie1931":
+        A = XYZ_TO_LINEAR_SRGB @ A                               # -> linear sRGB
+    white = A.sum(axis=1)                                        # linear RGB of a flat unit reflectance
+    if np.any(white <= 0):
+        raise UBFInputError(where, f"the {kind} response gives no signal over the cube's bands "
+                                   f"({format_range(wg[0], wg[-1])}); cannot white-balance")
+    return A / white[:, None]
+
+
+def linear_rgb_matrix(wavelength_nm, response: xr.DataArray, *, kind: str | None = None,
+                      where: str = "rendering") -> np.ndarray:
+    """The matrix that :func:`render_rgb` applies before clipping: linear, white-balanced RGB = ``M @ spectrum``.
+
+    Parameters
+    ----------
+    wavelength_nm : array (C,)
+        Band centres (nm), non-decreasing, all of them used (no bad bands).
+    response : xr.DataArray (wavelength, xyz) or (wavelength, channel)
+        From :func:`load_cie1931` or :func:`load_camera_response`.
+    kind : "cie1931" or "camera", optional
+        Default: from the response's dims.
+    where : str
+        What an error names (a data set or param).
+
+    Returns
+    -------
+    np.ndarray, float64, shape (3, C)
+        Rows R, G, B; each row sums to 1 (a flat unit reflectance renders as (1, 1, 1)). Not clipped: a saturated
+        spectrum can give a negative linear sRGB value, which :func:`render_rgb` clips to 0.
+    """
+    wl = np.asarray(wavelength_nm, dtype=np.float64).ravel()
+    if wl.size == 0 or not np.all(np.isfinite(wl)) or np.any(np.diff(wl) < 0):
+        raise UBFInputError(where, "wavelengths (nm) must be finite, non-decreasing and at least one")
+    kind, expected_dim = _response_kind(response, kind, where)
+    return _rgb_matrix(wl, response, kind, expected_dim, where)
+
+
 def render_rgb(cube: xr.DataArray, response: xr.DataArray, *, kind: str | None = None,
                encoding: str = "srgb") -> xr.DataArray:
     """Render a cube to RGB through CIE 1931 colour-matching functions or a camera's sensitivities.
@@ -230,38 +293,13 @@ def render_rgb(cube: xr.DataArray, response: xr.DataArray, *, kind: str | None =
         ``channel`` = ["R", "G", "B"]; NaN pixels stay NaN; attrs ``rendering`` says what was done.
     """
     name = str(cube.attrs.get("source", "cube")) if isinstance(cube, xr.DataArray) else "cube"
-    if not isinstance(response, xr.DataArray) or response.ndim != 2 or "wavelength" not in response.dims:
-        raise UBFInputError(name, "response must be a 2-D DataArray with a `wavelength` dim "
-                                  "(load_cie1931 / load_camera_response)")
-    inferred = "cie1931" if "xyz" in response.dims else ("camera" if "channel" in response.dims else None)
-    kind = kind or inferred
-    if kind not in ("cie1931", "camera"):
-        raise UBFInputError(name, f"kind must be 'cie1931' or 'camera', got {kind!r}")
-    expected_dim = "xyz" if kind == "cie1931" else "channel"
-    if expected_dim not in response.dims or response.sizes[expected_dim] != 3:
-        raise UBFInputError(name, f"a {kind} response needs dims ('wavelength', '{expected_dim}') with 3 entries, "
-                                  f"got {dict(response.sizes)}")
+    kind, expected_dim = _response_kind(response, kind, name)
     if encoding not in ("srgb", "linear"):
         raise UBFInputError(name, f"encoding must be 'srgb' or 'linear', got {encoding!r}")
     cube, wl, _, good = cube_parts(cube, name)
-    resp = response.transpose("wavelength", expected_dim)
-    r_wl = np.asarray(resp["wavelength"].values, dtype=np.float64)
-    r_val = np.asarray(resp.values, dtype=np.float64)
-    order = np.argsort(r_wl)
-    r_wl, r_val = r_wl[order], r_val[order]
-
     idx = np.flatnonzero(good)
     wg = wl[idx]
-    dl = local_spacing(wg) if idx.size > 1 else np.ones(1)
-    sampled = np.stack([np.interp(wg, r_wl, r_val[:, k], left=0.0, right=0.0) for k in range(3)])  # (3, n_good)
-    A = sampled * dl[None, :]                                    # (3, n_good): spectrum -> XYZ or camera RGB
-    if kind == "cie1931":
-        A = XYZ_TO_LINEAR_SRGB @ A                               # -> linear sRGB
-    white = A.sum(axis=1)                                        # linear RGB of a flat unit reflectance
-    if np.any(white <= 0):
-        raise UBFInputError(name, f"the {kind} response gives no signal over the cube's bands "
-                                  f"({format_range(wg[0], wg[-1])}); cannot white-balance")
-    A = A / white[:, None]
+    A = _rgb_matrix(wg, response, kind, expected_dim, name)
 
     data = np.asarray(cube.data)[idx]
     ny, nx = data.shape[1:]

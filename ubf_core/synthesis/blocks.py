@@ -79,6 +79,7 @@ def plan_blocks(job: SynthesisJob, generator_dir: str | Path, out: str | Path, *
     before the checks.
     """
     out = Path(out)
+    job.check_units()
     want = job.config_hash()
     plan = functools.partial(BlockPlan, job=job, generator_dir=str(generator_dir), out=str(out), remote=remote,
                              config_hash=want, threads=int(threads))
@@ -153,7 +154,10 @@ def run_block(store: str | Path, generator_dir: str | Path, block: int, block_si
                                    labels=list(labels) if conditional else None, **dict(job.sampler or {}))
     finally:
         torch.set_num_threads(before)
-    reflectance = add_noise(mix(abundance, job.endmembers), job.snr_db, job.seeds[a:b])
+    # s = 1 for a brightness model: the generator makes abundances only (store attrs "brightness" say so)
+    transmission = job.transmission if job.units == "radiance" else None
+    reflectance = add_noise(mix(abundance, job.endmembers, transmission=transmission, mixing=job.mixing),
+                            job.snr_db, job.seeds[a:b])
     group = zarr.open_group(Path(store), mode="r+")
     group["abundance"][a:b] = abundance.astype(np.float32)
     group["reflectance"][a:b] = reflectance

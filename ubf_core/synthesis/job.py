@@ -59,6 +59,10 @@ class SynthesisJob:
     sampler: Mapping | None = None
     config: Mapping | None = None
     device: str = "cpu"           # where the generator runs (GPU and CPU kernels round differently)
+    units: str = "reflectance"    # reflectance | radiance (then × transmission)
+    transmission: np.ndarray | None = None   # (C,) the unmixing model's solar-atmosphere factor t, for radiance
+    brightness: bool = False      # the unmixing model has a brightness term s (the generator does not make it yet)
+    mixing: Mapping | None = None  # mixing neural: the decoder's NeuralMixing (mixing.mixing_record); None: linear
 
     @property
     def n(self) -> int:
@@ -84,4 +88,21 @@ class SynthesisJob:
         h.update("\n".join(map(str, self.labels)).encode())
         h.update(np.ascontiguousarray(self.endmembers, dtype=np.float32).tobytes())
         h.update(np.ascontiguousarray(self.wavelengths_nm, dtype=np.float64).tobytes())
+        if self.units != "reflectance" or self.brightness:   # only then: earlier stores keep their hash
+            h.update(json.dumps({"units": self.units, "brightness": self.brightness}).encode())
+        if self.units == "radiance":
+            h.update(np.ascontiguousarray(self.transmission, dtype=np.float32).tobytes())
+        if self.mixing is not None:                            # only then: linear stores keep their hash
+            h.update(json.dumps(dict(self.mixing["config"]), sort_keys=True).encode())
+            for key in sorted(self.mixing["state"]):
+                h.update(key.encode() + np.ascontiguousarray(self.mixing["state"][key], dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
+
+    def check_units(self) -> None:
+        """``units`` must be reflectance or radiance, and radiance needs ``transmission`` (C,)."""
+        if self.units not in ("reflectance", "radiance"):
+            raise UBFInputError("synthesis.units", f"{self.units!r} unknown; use reflectance or radiance")
+        if self.units == "radiance" and (self.transmission is None
+                                         or np.shape(self.transmission) != (len(self.wavelengths_nm),)):
+            raise UBFInputError("synthesis.units", "radiance needs the unmixing model's solar-atmosphere factor t "
+                                                   "(C,): the model has no atmosphere term")

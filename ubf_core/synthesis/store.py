@@ -2,11 +2,15 @@
 
 A Zarr v3 store:
 
-- ``reflectance`` (sample, wavelength, y, x) float32, reflectance (the endmembers' units, never renormalised);
+- ``reflectance`` (sample, wavelength, y, x) float32, reflectance (the endmembers' units, never renormalised), or
+  with ``synthesis.units: radiance`` radiance (reflectance × the model's factor t; the variable keeps its name, the
+  attrs ``units`` and its ``long_name`` say which);
 - ``abundance`` (sample, endmember, y, x) float32, on the simplex — the generated maps themselves;
 - coordinates ``wavelength`` (nm), ``label`` (class name, "" when unconditional) and ``seed`` (the sample's own
   seed, derived from the base seed and the sample index) along ``sample``;
-- ``block_done`` (block,) uint8: 1 once every array of the block is written.
+- ``block_done`` (block,) uint8: 1 once every array of the block is written;
+- attrs ``units`` (reflectance | radiance) and ``brightness``: ``none`` (the unmixing model has no brightness term)
+  or ``1`` (it has one, but the generator does not generate s yet: every pixel is mixed with s = 1).
 
 One chunk along ``sample`` per block. The store is built under a hidden ``.<name>.partial`` folder beside the output
 (:func:`partial_path`); the output path appears only when every block is done (:func:`finish_store`, a rename).
@@ -26,6 +30,10 @@ import xarray as xr
 from ubf_core.data.stores import replace_path
 from ubf_core.errors import UBFInputError
 from ubf_core.synthesis.job import SynthesisJob
+
+
+BRIGHTNESS_NOTE = ("1: the unmixing model has a brightness term but the generator does not generate it yet; every "
+                   "pixel is mixed with s = 1")
 
 
 def blocks(n: int, block_size: int) -> list[tuple[int, int]]:
@@ -57,7 +65,8 @@ def create_store(path: Path, job: SynthesisJob, block_size: int, k: int, attrs: 
                 "seed": ("sample", job.seeds)},
         attrs={**attrs, "config_hash": job.config_hash(), "block_size": int(block_size), "n": job.n,
                "base_seed": int(job.seed), "snr_db": "none" if job.snr_db is None else float(job.snr_db),
-               "sampler": json.dumps(dict(job.sampler or {}), sort_keys=True), "complete": False})
+               "sampler": json.dumps(dict(job.sampler or {}), sort_keys=True), "complete": False,
+               "units": job.units, "brightness": BRIGHTNESS_NOTE if job.brightness else "none"})
     enc = {"reflectance": {"chunks": (block_size, c, h, w)}, "abundance": {"chunks": (block_size, k, h, w)},
            "block_done": {"chunks": (1,)}}
     ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3, encoding=enc, compute=False)

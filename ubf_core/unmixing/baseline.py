@@ -5,6 +5,9 @@ probability simplex (a ≥ 0, Σ a = 1). This module is the non-learned referenc
 
 * :func:`vca` — Vertex Component Analysis (Nascimento & Bioucas-Dias, IEEE TGRS 2005): picks k pixels that are
   vertices of the data simplex; the endmembers are real pixels.
+* :func:`vca_normalized` — VCA on the brightness-normalised spectra of the bright pixels with a distinctness rule,
+  each endmember the mean of the brightest pixels of its shape: it cannot pick dark or duplicate pixels (scenes
+  with a black background).
 * :func:`fcls` — abundances for every pixel, solved vectorised over pixels by accelerated projected gradient (FISTA)
   with a Euclidean projection onto the simplex (:func:`project_to_simplex`).
 * :func:`vca_fcls` — both, on a cube (C, H, W) or a batch of patches (N, C, H, W).
@@ -15,11 +18,13 @@ Arrays: pixels are columns, ``Y`` is (C, P); endmembers ``E`` are (C, k); abunda
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ubf_core.errors import UBFInputError
+from ubf_core.errors import UBFInputError, describe_error
 
-__all__ = ["vca", "fcls", "fcls_maps", "project_to_simplex", "vca_fcls"]
+__all__ = ["vca", "vca_normalized", "NormalizedVCA", "fcls", "fcls_maps", "project_to_simplex", "vca_fcls"]
 
 
 def _as_matrix(name: str, where: str, M, ndim: int = 2) -> np.ndarray:
@@ -114,7 +119,13 @@ def vca(Y, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     if k == 1:
         idx = int(np.argmin(np.sum((Y - Y.mean(axis=1, keepdims=True)) ** 2, axis=0)))
         return Y[:, [idx]].copy(), np.array([idx], dtype=np.int64)
+    indices = _vertex_search(_vca_projection(Y, k), k, rng)
+    return Y[:, indices].copy(), indices
 
+
+def _vca_projection(Y: np.ndarray, k: int) -> np.ndarray:
+    """VCA steps 1-2 (see :func:`vca`): the data ``Y`` (C, P) projected to (k, P) for the vertex search."""
+    C, P = Y.shape
     # --- SNR estimate ------------------------------------------------------------------------------------------
     y_mean = Y.mean(axis=1, keepdims=True)
     Y0 = Y - y_mean
@@ -147,8 +158,15 @@ def vca(Y, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         floor = 1e-3 * float(np.mean(np.abs(denom))) + 1e-300
         denom = np.where(np.abs(denom) < floor, np.where(denom < 0, -floor, floor), denom)
         y = x / denom[None, :]
+    return y
 
-    # --- vertex search -------------------------------------------------------------------------------------------
+
+def _vertex_search(y: np.ndarray, k: int, rng: np.random.Generator, blocked=None) -> np.ndarray:
+    """VCA step 3 (see :func:`vca`) on the projected data ``y`` (k, P): the k chosen column indices (k,) int64.
+
+    ``blocked(indices_so_far) -> bool (P,)``, optional: pixels that may not be chosen next (the distinctness rule of
+    :func:`vca_normalized`); a step where every pixel is blocked returns the indices found so far (fewer than k).
+    """
     A = np.zeros((k, k))
     A[k - 1, 0] = 1.0
     indices = np.zeros(k, dtype=np.int64)
@@ -157,11 +175,127 @@ def vca(Y, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         f = w - A @ (np.linalg.pinv(A) @ w)
         nf = np.linalg.norm(f)
         f = f / nf if nf > 0 else w / np.linalg.norm(w)
-        v = f @ y
-        idx = int(np.argmax(np.abs(v)))
+        v = np.abs(f @ y)
+        if blocked is not None and i > 0:
+            mask = blocked(indices[:i])
+            if mask.all():
+                return indices[:i]
+            v = np.where(mask, -np.inf, v)
+        idx = int(np.argmax(v))
         indices[i] = idx
         A[:, i] = y[:, idx]
-    return Y[:, indices].copy(), indices
+    return indices
+
+
+@dataclass(frozen=True)
+class NormalizedVCA:
+    """params.yaml ``unmixing.init_normalized`` (:func:`vca_normalized`'s rule).
+
+    ``min_brightness``: a pixel is a candidate when its band sum is at least this share of the bright reference
+    (the 99th percentile of the band sums); ``min_angle_deg``: chosen endmembers are at least this spectral angle
+    apart; ``bright_fraction``: each endmember is the mean of this brightest share of the candidates within
+    ``min_angle_deg / 2`` of its direction.
+    """
+
+    min_brightness: float
+    min_angle_deg: float
+    bright_fraction: float
+
+    def __post_init__(self):
+        where = "params.yaml"
+        for key, lo, hi in (("min_brightness", 0.0, 1.0), ("min_angle_deg", 0.0, 90.0), ("bright_fraction", 0.0, 1.0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi \
+                    or (key != "min_brightness" and value <= 0):
+                raise UBFInputError(where, f"unmixing.init_normalized.{key} = {value!r}: must be in "
+                                           f"{'(' if key != 'min_brightness' else '['}{lo:g}, {hi:g}]")
+
+    @classmethod
+    def from_params(cls, d: dict) -> "NormalizedVCA":
+        try:
+            return cls(min_brightness=float(d["min_brightness"]), min_angle_deg=float(d["min_angle_deg"]),
+                       bright_fraction=float(d["bright_fraction"]))
+        except (KeyError, TypeError) as err:
+            raise UBFInputError("params.yaml", f"unmixing.init_normalized needs min_brightness, min_angle_deg and "
+                                               f"bright_fraction ({describe_error(err)})") from None
+
+
+def _unit_columns(X: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(X, axis=0, keepdims=True)
+    return X / np.where(n > 0, n, 1.0)
+
+
+def vca_normalized(Y, k: int, rule: NormalizedVCA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """VCA on the spectral shapes of the bright pixels, with distinct endmembers: an initialisation that cannot
+    collapse onto dark or duplicate pixels.
+
+    Plain VCA's projective step divides each pixel by its projection on the mean; on a scene with a black
+    background the (noisy) near-black pixels get extreme coordinates and are picked as vertices, several times
+    (CAVE: four of five endmembers near-black). Here:
+
+    1. brightness b = band sum of each pixel; candidates are the pixels with b ≥ ``rule.min_brightness`` × the
+       99th percentile of b (a dark pixel has no reliable spectral shape);
+    2. the candidates are brightness-normalised (z = y / b: each pixel's shape; a shaded pixel of a material and
+       its sunlit one coincide) and VCA (:func:`vca`, same seed use) searches the vertices of the shapes, where a
+       candidate within ``rule.min_angle_deg`` of a shape already chosen may not be chosen (distinctness);
+    3. each endmember is the mean spectrum (original units, never normalised) of the brightest
+       ``rule.bright_fraction`` of the candidates within ``rule.min_angle_deg / 2`` of its chosen shape: the
+       material at full brightness, averaged over pixels rather than one noisy pixel.
+
+    Parameters
+    ----------
+    Y : (C, P) array, pixels as columns (reflectance ≥ 0)
+    k : number of endmembers
+    rule : NormalizedVCA
+    seed : seed of the vertex search's random directions
+
+    Returns
+    -------
+    E : (C, k) float64 endmembers (reflectance, original units)
+    indices : (k,) int64, the column of ``Y`` whose shape each endmember was grown from
+
+    Raises :class:`UBFInputError` when fewer than k candidates are bright enough, or fewer than k shapes are at
+    least ``min_angle_deg`` apart (lower ``unmixing.k`` or ``min_angle_deg``).
+    """
+    where = "vca_normalized"
+    Y = _as_matrix("Y", where, Y)
+    C, P = Y.shape
+    k = int(k)
+    if k < 1 or k > C:
+        raise UBFInputError(where, f"number of endmembers k={k} must be in 1..{C} (the number of bands)")
+    b = Y.sum(axis=0)                                              # (P,) brightness
+    ref = float(np.quantile(b, 0.99))
+    if not ref > 0:
+        raise UBFInputError(where, "the pixels have no positive brightness (band sum): nothing to unmix")
+    cand = np.flatnonzero(b >= max(rule.min_brightness * ref, 1e-12 * ref))
+    if cand.size < k:
+        raise UBFInputError(where, f"only {cand.size} pixels are at least {rule.min_brightness:g} x the bright "
+                                   f"reference; {k} endmembers need more (lower unmixing.init_normalized."
+                                   f"min_brightness)")
+    Z = Y[:, cand] / b[cand][None, :]                              # (C, Pc) shapes, unit band sum
+    U = _unit_columns(Z)
+    cos_min = np.cos(np.radians(rule.min_angle_deg))
+
+    def blocked(chosen: np.ndarray) -> np.ndarray:
+        return np.max(U[:, chosen].T @ U, axis=0) >= cos_min      # within min_angle of a chosen shape
+
+    rng = np.random.default_rng(seed)
+    if k == 1:
+        picked = np.array([int(np.argmin(np.sum((Z - Z.mean(axis=1, keepdims=True)) ** 2, axis=0)))])
+    else:
+        picked = _vertex_search(_vca_projection(Z, k), k, rng, blocked)
+    if picked.size < k:
+        raise UBFInputError(where, f"only {picked.size} spectral shapes of the bright pixels are at least "
+                                   f"{rule.min_angle_deg:g} degrees apart; {k} endmembers need more (lower "
+                                   f"unmixing.k or unmixing.init_normalized.min_angle_deg)")
+    cos_cone = np.cos(np.radians(rule.min_angle_deg / 2.0))
+    E = np.empty((C, k))
+    for i, j in enumerate(picked):
+        members = np.flatnonzero(U[:, j] @ U >= cos_cone)          # includes j itself
+        n_top = max(1, int(np.ceil(rule.bright_fraction * members.size)))
+        top = members[np.argsort(-b[cand][members], kind="stable")[:n_top]]
+        E[:, i] = Y[:, cand[top]].mean(axis=1)
+    return E, cand[picked].astype(np.int64)
 
 
 # ----------------------------------------------------------------------------------------------------------------

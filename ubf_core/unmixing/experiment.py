@@ -9,7 +9,9 @@ This is the stage's science without its bookkeeping: the Prefect task loads the 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,13 +21,17 @@ import xarray as xr
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
 from ubf_core.metrics.reconstruction import reconstruction_report
+from ubf_core.unmixing.decoder import AtmosphereGroups, DecoderSettings, atmosphere_groups
 from ubf_core.unmixing.inputs import InputSpace, band_indices, three_band
-from ubf_core.unmixing.losses import UnmixingLoss
+from ubf_core.spectral.library import SpectralLibrary, select_library_endmembers
+from ubf_core.spectral.rendering import linear_rgb_matrix
+from ubf_core.unmixing.losses import UnmixingLoss, band_weights_from_std
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.training import TrainConfig, TrainResult, train_unmixing
-from ubf_core.unmixing.baseline import fcls, vca_fcls
+from ubf_core.unmixing.baseline import NormalizedVCA, fcls, vca_fcls, vca_normalized
 from ubf_core.unmixing.regression import fit_band_regression, fit_mean_spectrum, patches, pixels
 
+INIT_ENDMEMBERS = ("vca", "vca_normalized", "random")   # unmixing.init_endmembers: the decoder's start
 # the models compared on the validation scenes, in report order; the last three see only the network's inputs
 COMPARED = ("network", "vca_fcls", "least_squares_1", "least_squares_2", "mean_spectrum")
 BASELINE_NAMES = {"vca_fcls": "VCA+FCLS (all bands)", "least_squares_1": "least squares, 3 bands + offset",
@@ -44,9 +50,14 @@ class UnmixingSettings:
     band_wavelengths_nm: tuple[float, ...] = (650.0, 550.0, 450.0)
     render_response: str = "cie1931"                # cie1931 | camera:<name>
     input_space: str = "linear"                     # linear | display
-    init_endmembers: str = "vca"                    # vca | random
+    init_endmembers: str = "vca"                    # vca | vca_normalized | random
+    init_normalized: NormalizedVCA | None = None    # vca_normalized's rule (params unmixing.init_normalized)
     alpha: float = 0.1
     beta: float = 1e-3
+    band_l1: float = 0.0                            # INSS's band-weighted L1 weight (0: off, today's loss)
+    hsv: float = 0.0                                # INSS's HSV colour loss weight (0: off)
+    library_n: int | None = None                    # unmixing.library.n: the network's k with library endmembers
+    decoder: DecoderSettings = field(default_factory=DecoderSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
@@ -62,7 +73,12 @@ class UnmixingSettings:
                 render_response=str(u.get("render_response", "cie1931")),
                 input_space=str(u.get("input_space", "linear")),
                 init_endmembers=str(u.get("init_endmembers", "vca")),
+                init_normalized=(NormalizedVCA.from_params(u["init_normalized"]) if u.get("init_normalized")
+                                 is not None else None),
                 alpha=float(loss.get("alpha", 0.1)), beta=float(loss.get("beta", 1e-3)),
+                band_l1=float(loss.get("band_l1", 0.0)), hsv=float(loss.get("hsv", 0.0)),
+                library_n=(int((u.get("library") or {})["n"]) if "n" in (u.get("library") or {}) else None),
+                decoder=DecoderSettings.from_params(u.get("decoder")),
                 train=TrainConfig(epochs=int(t.get("epochs", 30)), batch_size=int(t.get("batch_size", 16)),
                                   lr=float(t.get("lr", 1e-3)), weight_decay=float(t.get("weight_decay", 0.0)),
                                   patience=int(t.get("patience", 5)), min_delta=float(t.get("min_delta", 0.0)),
@@ -71,9 +87,37 @@ class UnmixingSettings:
         resolve_autocast(s.train.device, s.train.autocast, "unmixing.train.autocast")   # refused before any work
         if s.k < 2:
             raise UBFInputError("params.yaml", f"unmixing.k = {s.k}: at least 2 endmembers are needed")
-        if s.init_endmembers not in ("vca", "random"):
-            raise UBFInputError("params.yaml", f"unmixing.init_endmembers '{s.init_endmembers}': use vca or random")
+        if s.init_endmembers not in INIT_ENDMEMBERS:
+            raise UBFInputError("params.yaml", f"unmixing.init_endmembers '{s.init_endmembers}': use "
+                                               f"{', '.join(INIT_ENDMEMBERS[:-1])} or {INIT_ENDMEMBERS[-1]}")
+        if s.decoder.endmembers == "library" and s.library_n is None:
+            raise UBFInputError("params.yaml", "unmixing.decoder.endmembers library needs unmixing.library.n")
+        if s.init_endmembers == "vca_normalized" and s.init_normalized is None:
+            raise UBFInputError("params.yaml", "unmixing.init_endmembers vca_normalized needs the "
+                                               "unmixing.init_normalized section")
         return s
+
+    @property
+    def network_k(self) -> int:
+        """The network's abundance channels: ``k`` with learned endmembers, ``unmixing.library.n`` (the library
+        spectra selected) with ``decoder.endmembers: library``; ``k`` then counts only VCA+FCLS's endmembers."""
+        library = self.decoder.endmembers == "library" and self.library_n is not None
+        return int(self.library_n) if library else self.k
+
+    def loss(self, y_train: np.ndarray | None = None, wavelengths_nm: np.ndarray | None = None,
+             colour_response: xr.DataArray | None = None) -> UnmixingLoss:
+        """The training loss: MAE + alpha·SAD + beta·ETV, plus INSS's band-weighted L1 (weights from the band
+        stds of ``y_train`` (N, C, H, W)) and HSV colour terms when their weights are > 0 (the HSV loss renders
+        with ``colour_response``, e.g. CIE 1931, on ``wavelengths_nm``). Both 0: today's loss, bit for bit."""
+        extra = {}
+        if self.band_l1 > 0:
+            extra["band_weights"] = band_weights_from_std(y_train)
+        if self.hsv > 0:
+            if colour_response is None:
+                raise UBFInputError("params.yaml", "unmixing.loss.hsv > 0 needs a colour response (CIE 1931)")
+            extra["rgb_matrix"] = linear_rgb_matrix(np.asarray(wavelengths_nm, dtype=float), colour_response,
+                                                    where="unmixing.loss.hsv")
+        return UnmixingLoss(alpha=self.alpha, beta=self.beta, band_l1=self.band_l1, hsv=self.hsv, **extra)
 
 
 @dataclass
@@ -88,6 +132,8 @@ class FittedUnmixing:
     vca_endmembers: np.ndarray    # (C, k) reflectance
     regressions: dict = field(default_factory=dict)   # least_squares_1, least_squares_2, mean_spectrum (fitted)
     input_bands: np.ndarray | None = None              # indices of the selected input bands (None: rendered)
+    init_endmembers: np.ndarray | None = None          # (C, k) the decoder's start (None: random)
+    atmosphere: AtmosphereGroups = field(default_factory=lambda: AtmosphereGroups((), None))   # groups per patch
 
     @property
     def best(self) -> dict:
@@ -103,6 +149,40 @@ def baseline_vca_fcls(y_train: np.ndarray, y_val: np.ndarray, k: int, seed: int)
     a = fcls(y_val.transpose(1, 0, 2, 3).reshape(c, -1), E)
     y_hat = (E @ a).reshape(c, n, h, w).transpose(1, 0, 2, 3)
     return E, {f"vca_fcls_{name}": v for name, v in reconstruction_report(y_hat, y_val).items()}
+
+
+def initial_endmembers(y_train: np.ndarray, settings: UnmixingSettings, seed: int,
+                       vca_endmembers: np.ndarray, max_pixels: int = 20000) -> np.ndarray | None:
+    """The decoder's starting endmembers (C, k) by ``settings.init_endmembers``: ``vca`` the VCA+FCLS baseline's
+    ``vca_endmembers`` (C, k) themselves; ``vca_normalized``
+    :func:`~ubf_core.unmixing.baseline.vca_normalized` on the training patches ``y_train`` (N, C, H, W)
+    reflectance (at most ``max_pixels`` pixels, drawn with ``seed`` like :func:`vca_fcls`); ``random`` None."""
+    if settings.init_endmembers == "vca":
+        return vca_endmembers
+    if settings.init_endmembers == "random":
+        return None
+    c = y_train.shape[1]
+    Y = np.moveaxis(np.asarray(y_train, dtype=np.float64), 1, 0).reshape(c, -1)
+    rng = np.random.default_rng(seed)
+    if Y.shape[1] > max_pixels:
+        Y = Y[:, np.sort(rng.choice(Y.shape[1], size=int(max_pixels), replace=False))]
+    return vca_normalized(Y, settings.k, settings.init_normalized, seed=seed)[0]
+
+
+def library_for_training(params: dict, root: str | Path, wavelengths_nm: np.ndarray,
+                         y_train: np.ndarray) -> SpectralLibrary:
+    """The fixed endmembers of ``unmixing.decoder.endmembers: library``: the ``unmixing.library.n`` spectra of
+    the library file (``unmixing.library.path``, relative to ``root``, the params file's folder) selected for the
+    training patches ``y_train`` (N, C, H, W) reflectance on the grid ``wavelengths_nm`` (C,) nm
+    (:func:`ubf_core.spectral.library.select_library_endmembers`). ``.reflectance`` (C, n) and ``.names`` go to
+    :func:`fit_unmixing`; ``.record()`` (file, spectra dropped per rule, selection, names) to the provenance."""
+    p = copy.deepcopy(params)
+    lib = (p.get("unmixing") or {}).get("library")
+    if not isinstance(lib, dict) or "path" not in lib:
+        raise UBFInputError("params.yaml", "unmixing.decoder.endmembers library needs the unmixing.library section")
+    path = Path(str(lib["path"]))
+    lib["path"] = str(path if path.is_absolute() else Path(root) / path)
+    return select_library_endmembers(p, wavelengths_nm, y_train)
 
 
 def fit_regressions(x_train: np.ndarray, y_train: np.ndarray) -> dict:
@@ -135,48 +215,104 @@ def fit_references(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray
     regressions = fit_regressions(x[~is_val], y[~is_val])   # no random numbers: the network's training is unchanged
     input_bands = (band_indices(wavelengths_nm, settings.band_wavelengths_nm) if settings.three_band == "select"
                    else None)
-    return FittedUnmixing(None, None, space, x, baseline, E_vca, regressions, input_bands)
+    return FittedUnmixing(None, None, space, x, baseline, E_vca, regressions, input_bands,
+                          initial_endmembers(y[~is_val], settings, seed, E_vca))
 
 
 def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
                  settings: UnmixingSettings, *, seed: int = 0, response: xr.DataArray | None = None,
-                 on_epoch: Callable[[int, dict], None] | None = None) -> FittedUnmixing:
+                 on_epoch: Callable[[int, dict], None] | None = None, units: np.ndarray | None = None,
+                 sensors: np.ndarray | None = None, sources: np.ndarray | None = None,
+                 fixed_endmembers: np.ndarray | None = None, endmember_names: list[str] | None = None,
+                 colour_response: xr.DataArray | None = None) -> FittedUnmixing:
     """Fit the baselines (:func:`fit_references`) and the network on the training patches, scored on the
     validation ones.
 
-    ``y``: aligned reflectance (N, C, H, W); ``wavelengths_nm`` (C,); ``is_val`` (N,) bool; ``rgb_display``: a
-    sample of RGB patches (M, 3, H', W') in display sRGB [0, 1], used only to fit the input space's brightness
-    factor; ``response``: the spectral response when ``settings.three_band == "render"``.
+    ``y``: aligned patches (N, C, H, W), reflectance or (``units``) radiance; ``wavelengths_nm`` (C,); ``is_val``
+    (N,) bool; ``rgb_display``: a sample of RGB patches (M, 3, H', W') in display sRGB [0, 1], used only to fit the
+    input space's brightness factor; ``response``: the spectral response when ``settings.three_band == "render"``.
+
+    The decoder follows ``settings.decoder`` (:mod:`ubf_core.unmixing.decoder`). ``units``, ``sensors``,
+    ``sources`` (N,): the HSI store's per-patch coordinates, for the atmosphere term (None: all reflectance).
+    ``fixed_endmembers`` (C, N_lib) reflectance and ``endmember_names`` (N_lib,): the spectra of
+    ``decoder.endmembers: library`` (the network then has N_lib abundance channels; the names go to
+    ``model.meta["endmember_names"]``); their number must be ``unmixing.library.n`` (:attr:`network_k`).
+    ``decoder.mixing: neural`` adds NeuralMixing (its options from ``settings.decoder``); ``colour_response``: the
+    response (CIE 1931) the HSV loss renders with when ``unmixing.loss.hsv`` > 0. With the defaults the network
+    is exactly today's linear model, trained with today's loss.
     """
     is_val = np.asarray(is_val, dtype=bool)
+    dec = settings.decoder
+    if dec.endmembers == "library" and fixed_endmembers is None:
+        raise UBFInputError("params.yaml", "unmixing.decoder.endmembers: library needs the library spectra "
+                                           "(fixed_endmembers), none were given")
+    if dec.endmembers != "library" and fixed_endmembers is not None:
+        raise UBFInputError("params.yaml", "fixed endmembers were given but unmixing.decoder.endmembers is "
+                                           f"{dec.endmembers!r} (use library)")
+    n = len(y)
+    atm = atmosphere_groups(dec.atmosphere, ["reflectance"] * n if units is None else units,
+                            [""] * n if sensors is None else sensors,
+                            [""] * n if sources is None else sources, is_val)
     fitted = fit_references(y, wavelengths_nm, is_val, rgb_display, settings, seed=seed, response=response)
     x, space = fitted.x, fitted.space
+    fitted.atmosphere = atm
 
     torch.manual_seed(seed)
-    init = torch.as_tensor(fitted.vca_endmembers, dtype=torch.float32) if settings.init_endmembers == "vca" else None
-    model = UnmixingNet(settings.k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
-                        nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init)
+    k, kind = settings.k, "learned"
+    if fixed_endmembers is not None:
+        fixed = np.asarray(fixed_endmembers, dtype=np.float32)
+        if fixed.ndim != 2 or fixed.shape[0] != len(wavelengths_nm):
+            raise UBFInputError("fixed_endmembers", f"must be (C, N) with C = {len(wavelengths_nm)} bands, got "
+                                                    f"{fixed.shape}")
+        if endmember_names is None or len(endmember_names) != fixed.shape[1]:
+            raise UBFInputError("fixed_endmembers", f"needs one name per spectrum ({fixed.shape[1]})")
+        if settings.library_n is not None and fixed.shape[1] != settings.library_n:
+            raise UBFInputError("params.yaml", f"unmixing.library.n = {settings.library_n} but {fixed.shape[1]} "
+                                               f"library spectra were given")
+        init, k, kind = torch.as_tensor(fixed), fixed.shape[1], "fixed"
+    else:
+        init = (None if fitted.init_endmembers is None
+                else torch.as_tensor(fitted.init_endmembers, dtype=torch.float32))
+    model = UnmixingNet(k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
+                        nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init,
+                        endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing,
+                        mixing_options=dec.mixing_options())
     cfg = TrainConfig(**{**settings.train.__dict__, "seed": seed})
+    groups = atm.index
     result = train_unmixing(model, x[~is_val], y[~is_val], x[is_val], y[is_val], cfg,
-                            UnmixingLoss(alpha=settings.alpha, beta=settings.beta), on_epoch=on_epoch)
+                            settings.loss(y[~is_val], wavelengths_nm, colour_response), on_epoch=on_epoch,
+                            train_groups=None if groups is None else groups[~is_val],
+                            val_groups=None if groups is None else groups[is_val])
     model.cpu()
     model.meta = {"wavelength_nm": [float(v) for v in wavelengths_nm], "input_space": space.to_dict(),
                   "three_band": settings.three_band, "band_wavelengths_nm": list(settings.band_wavelengths_nm),
                   "render_response": settings.render_response}
+    if fixed_endmembers is not None:
+        model.meta["endmember_names"] = [str(v) for v in endmember_names]
     fitted.model, fitted.result = model, result
     return fitted
 
 
+def reconstruct(model, x: np.ndarray, groups: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
+    """The network's reconstruction (N, C, H, W) float32 of encoder inputs ``x`` (N, 3, H, W), each patch in its
+    own units (``groups`` (N,): sensor group of the atmosphere term, −1 reflectance; None: all reflectance)."""
+    model = model.cpu().eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(x[i:i + batch_size])
+            _, y_hat = model(xb) if groups is None else model(xb, groups=torch.as_tensor(groups[i:i + batch_size]))
+            out.append(y_hat.numpy())
+    return np.concatenate(out)
+
+
 def _reconstructions(fitted: FittedUnmixing, y_src: np.ndarray, x_src: np.ndarray,
-                     batch_size: int) -> dict[str, np.ndarray]:
+                     batch_size: int, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every compared model's reconstruction (N, C, H, W) of the patches ``y_src`` (network and regressions from
-    their encoder inputs ``x_src``, VCA+FCLS from the full spectra)."""
+    their encoder inputs ``x_src``, VCA+FCLS from the full spectra); ``groups``: the patches' atmosphere groups."""
     out = {}
     if fitted.model is not None:
-        model = fitted.model.cpu().eval()
-        with torch.no_grad():
-            out["network"] = np.concatenate([model(torch.as_tensor(x_src[i:i + batch_size]))[1].numpy()
-                                             for i in range(0, len(x_src), batch_size)])
+        out["network"] = reconstruct(fitted.model, x_src, groups, batch_size)
     E = fitted.vca_endmembers
     n, c, h, w = y_src.shape
     a = fcls(y_src.transpose(1, 0, 2, 3).reshape(c, -1), E)
@@ -228,7 +364,8 @@ def validation_figures(fitted: FittedUnmixing, y: np.ndarray, is_val: np.ndarray
     for source in sorted(set(sources[is_val])):
         pick = is_val & (sources == source)
         y_src = y[pick]
-        rec = _reconstructions(fitted, y_src, fitted.x[pick], batch_size)
+        groups = None if fitted.atmosphere.index is None else fitted.atmosphere.index[pick]
+        rec = _reconstructions(fitted, y_src, fitted.x[pick], batch_size, groups)
         by_source[source] = {"patches": int(len(y_src))}
         for name in names:
             by_source[source][name] = reconstruction_report(rec[name], y_src)

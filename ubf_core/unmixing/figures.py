@@ -28,6 +28,23 @@ def plot_endmembers(wavelengths_nm: np.ndarray, endmembers: dict[str, np.ndarray
     return Path(path)
 
 
+def plot_transmission(wavelengths_nm: np.ndarray, transmission: np.ndarray, sensors: list[str],
+                      path: str | Path) -> Path:
+    """The learned solar–atmosphere factor t (G, C) against wavelength (nm), one line per sensor group."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, t in zip(sensors, np.asarray(transmission)):
+        ax.plot(wavelengths_nm, t, label=name)
+    ax.axhline(1.0, color="0.6", lw=0.8, ls="--")
+    ax.set(title="solar-atmosphere factor t (radiance = t * reflectance)", xlabel="wavelength (nm)",
+           ylabel="t (dimensionless)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def abundance_mosaic(abundances: np.ndarray, path: str | Path, scale: int = 3) -> Path:
     """Abundance maps (n, k, H, W) in [0, 1] as a grid: one row per patch, one column per endmember (gray)."""
     n, k, h, w = abundances.shape

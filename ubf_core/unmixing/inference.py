@@ -69,33 +69,54 @@ def rgb_inputs(model, rgb_display: np.ndarray) -> np.ndarray:
 def encode(model, x: np.ndarray, batch_size: int = 64, progress: bool = True,
            desc: str = "infer_abundance") -> np.ndarray:
     """Run the encoder over inputs (N, 3, H, W) in batches → abundances (N, k, H, W) float32 on the simplex."""
+    return encode_with_brightness(model, x, batch_size, progress, desc)[0]
+
+
+@torch.no_grad()
+def encode_with_brightness(model, x: np.ndarray, batch_size: int = 64, progress: bool = True,
+                           desc: str = "infer_abundance") -> tuple[np.ndarray, np.ndarray | None]:
+    """Run the encoder over inputs (N, 3, H, W) in batches → (abundances (N, k, H, W) float32 on the simplex,
+    brightness s (N, H, W) float32 ≥ 0, dimensionless, or None for a model without the brightness term)."""
     from tqdm.auto import tqdm
 
     model.eval()
-    out = []
+    out, scale = [], []
     for i in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=not progress):
-        a, _ = model(torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size])))
+        a, s = model.encode(torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size])))
         out.append(a.numpy())
-    return np.concatenate(out).astype(np.float32)
+        if s is not None:
+            scale.append(s[:, 0].numpy())
+    brightness = np.concatenate(scale).astype(np.float32) if scale else None
+    return np.concatenate(out).astype(np.float32), brightness
 
 
-def unmix_hsi_cube(model, cube: xr.DataArray, response: xr.DataArray | None = None) -> np.ndarray:
-    """One aligned HSI cube (wavelength, y, x) on the model's grid → abundance maps (k, H, W) float32.
+def unmix_hsi_cube(model, cube: xr.DataArray, response: xr.DataArray | None = None,
+                   with_brightness: bool = False):
+    """One aligned HSI cube (wavelength, y, x) on the model's grid → abundance maps (k, H, W) float32 (with
+    ``with_brightness``: and the brightness s (H, W), None for a model without it).
 
-    NaN pixels (masked by the resampling) get NaN abundances; the rest lie on the simplex.
+    NaN pixels (masked by the resampling) get NaN abundances (and brightness); the rest lie on the simplex.
     """
     check_grid(model, cube["wavelength"].values, cube.attrs.get("source", "cube"))
     check_size(cube.sizes["y"], cube.sizes["x"], cube.attrs.get("source", "cube"))
     y = cube.values.astype(np.float32)
     nan = ~np.isfinite(y).all(axis=0)
     x = hsi_inputs(model, np.nan_to_num(y, nan=0.0)[None], response)
-    a = encode(model, x, 1, progress=False)[0]
+    a, s = encode_with_brightness(model, x, 1, progress=False)
+    a = a[0]
     a[:, nan] = np.nan
-    return a
+    if s is not None:
+        s = s[0]
+        s[nan] = np.nan
+    return (a, s) if with_brightness else a
 
 
-def unmix_rgb_image(model, image: np.ndarray, where: str | Path = "image") -> np.ndarray:
-    """One RGB image (H, W, 3) uint8, display sRGB → abundance maps (k, H, W) float32 on the simplex."""
+def unmix_rgb_image(model, image: np.ndarray, where: str | Path = "image", with_brightness: bool = False):
+    """One RGB image (H, W, 3) uint8, display sRGB → abundance maps (k, H, W) float32 on the simplex (with
+    ``with_brightness``: and the brightness s (H, W), None for a model without it)."""
     check_size(image.shape[0], image.shape[1], where)
     x = rgb_inputs(model, (image.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
-    return encode(model, x, 1, progress=False)[0]
+    a, s = encode_with_brightness(model, x, 1, progress=False)
+    if not with_brightness:
+        return a[0]
+    return a[0], None if s is None else s[0]

@@ -5,6 +5,26 @@ giving abundances Â (N, k, H, W) on the probability simplex (Â ≥ 0, Σ_k Â 
 a single 1×1 convolution whose weight is the endmember matrix Ê (C × k, reflectance units), reconstructs the
 hyperspectral image Ŷ = Ê·Â + b (N, C, H, W).
 
+Decoder options (params.yaml ``unmixing.decoder``; every one off gives exactly the model above, same weights for the
+same seed):
+
+- ``brightness``: extended linear mixing Ŷ = s·(Ê·Â) + b. The encoder predicts a per-pixel scale s (N, 1, H, W),
+  dimensionless, s = softplus(z + ln(e − 1)) ≥ 0 from a zero-initialised 3×3 convolution on the encoder's last
+  features, so s = 1 at the start. Â stays on the simplex; s carries the pixel's brightness (shade, slope, albedo
+  scaling of the same material). The per-band offset b stays outside the scale: it is the one additive term of the
+  model (sensor offset, or path radiance for radiance data), not a property of the material.
+- ``endmembers: fixed`` (params ``endmembers: library``): Ê is a given matrix (C, k), a buffer saved with the
+  weights, never trained and never renormalised; the names of its spectra travel in the model's ``meta``.
+- ``atmosphere`` (a list of sensor-group names, G ≥ 1): INSS's solar–atmosphere signature. Patches of a radiance
+  data set of group g are reconstructed as Ŷ = t_g ⊙ (s·Ê·Â) + b with t_g = exp(τ_g) (C,) > 0, τ initialised to 0
+  (t = 1); reflectance patches (group −1) skip t. Ê then stays a reflectance-like spectrum shared by both kinds.
+- ``mixing: neural``: INSS's pixel-adaptive nonlinear mixing (:class:`ubf_core.unmixing.nonlinear.NeuralMixing`,
+  ``mixing_options``: order, downsample, hidden, features, n_freq) corrects the linear mixture l = s·Ê·Â with the
+  abundance maps Â as its context: Ŷ = t_g ⊙ NM(l; Â) + b. NM multiplies l band by band (l + Σ l ⊙ Π M_i), so it
+  commutes with t; b stays the one additive term. Synthesis applies the same NM to generated abundances
+  (:mod:`ubf_core.synthesis.mixing`). Its weights are drawn after every other module's, so the encoder and the
+  decoder start as without it.
+
 After training on paired (3-band, HSI) patches, the encoder alone maps unpaired RGB images into the same abundance
 space, and ``endmembers()`` gives the spectra that turn generated abundances back into hyperspectral cubes.
 
@@ -24,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ubf_core.errors import UBFInputError
+from ubf_core.unmixing.nonlinear import NeuralMixing
 
 __all__ = [
     "RSABlock",
@@ -31,10 +52,22 @@ __all__ = [
     "LinearMixingDecoder",
     "UnmixingNet",
     "softplus_inverse",
+    "MIXING",
+    "MIXING_OPTIONS",
+    "ENDMEMBER_KINDS",
 ]
 
 #: Endmember values at or below zero are raised to this before the inverse softplus (nonnegative decoders only).
 ENDMEMBER_EPS = 1e-6
+#: s = softplus(z + BRIGHTNESS_SHIFT) is 1 at z = 0 (the zero-initialised brightness head).
+BRIGHTNESS_SHIFT = math.log(math.e - 1.0)
+#: How abundances and endmembers mix (the decoder's ``mixing``): linear Ê·Â, or neural (Ê·Â corrected by
+#: :class:`~ubf_core.unmixing.nonlinear.NeuralMixing` with the abundances as context).
+MIXING = ("linear", "neural")
+#: The NeuralMixing arguments ``mixing_options`` may hold (n_bands and context_channels come from the network).
+MIXING_OPTIONS = ("order", "downsample", "hidden", "features", "n_freq")
+#: learned: Ê a trained parameter; fixed: Ê a given matrix (library spectra), never trained.
+ENDMEMBER_KINDS = ("learned", "fixed")
 
 
 def _positive_int(value: Any, where: str, name: str) -> int:
@@ -127,7 +160,7 @@ class UnmixingEncoder(nn.Module):
     """
 
     def __init__(self, k: int = 5, in_channels: int = 3, stem: int = 32,
-                 widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4):
+                 widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4, brightness: bool = False):
         super().__init__()
         where = "UnmixingEncoder"
         self.k = _positive_int(k, where, "k")
@@ -140,15 +173,33 @@ class UnmixingEncoder(nn.Module):
         chans = (self.stem_channels, *self.widths)
         self.blocks = nn.Sequential(*(RSABlock(a, b, reduction) for a, b in zip(chans[:-1], chans[1:])))
         self.head = _conv3(self.widths[-1], self.k)
+        self.has_brightness = bool(brightness)
+        if self.has_brightness:   # zero-initialised, drawing no random numbers: every other weight of the model
+            with torch.random.fork_rng(devices=[]):   # starts as without it
+                self.brightness_head = _conv3(self.widths[-1], 1)
+            nn.init.zeros_(self.brightness_head.weight)
+            nn.init.zeros_(self.brightness_head.bias)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        x = _check_image(x, "UnmixingEncoder input", self.in_channels, "the 3-band image")
+        return self.blocks(self.stem(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax scores (N, k, H, W)."""
-        x = _check_image(x, "UnmixingEncoder input", self.in_channels, "the 3-band image")
-        return self.head(self.blocks(self.stem(x)))
+        return self.head(self._features(x))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, in_channels, H, W) → (abundances (N, k, H, W) on the simplex, brightness s (N, 1, H, W) ≥ 0, or
+        None without the brightness head)."""
+        features = self._features(x)
+        abundances = torch.softmax(self.head(features), dim=1)
+        if not self.has_brightness:
+            return abundances, None
+        return abundances, F.softplus(self.brightness_head(features) + BRIGHTNESS_SHIFT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) float → abundances (N, k, H, W), ≥ 0 and summing to one over dim 1."""
-        return torch.softmax(self.logits(x), dim=1)
+        return self.encode(x)[0]
 
 
 def softplus_inverse(y: torch.Tensor) -> torch.Tensor:
@@ -161,7 +212,7 @@ def softplus_inverse(y: torch.Tensor) -> torch.Tensor:
 
 
 class LinearMixingDecoder(nn.Module):
-    """Abundances (N, k, H, W) → reconstruction Ŷ = Ê·Â + b (N, C, H, W): one 1×1 convolution k → C.
+    """Abundances (N, k, H, W) → reconstruction Ŷ = t_g ⊙ (s·Ê·Â) + b (N, C, H, W): one 1×1 convolution k → C.
 
     The convolution weight is the endmember matrix Ê (C × k, column j = spectrum of endmember j, reflectance
     units). With ``nonnegative=True`` the stored parameter ``raw_endmembers`` is unconstrained and
@@ -171,20 +222,38 @@ class LinearMixingDecoder(nn.Module):
     ``bias`` adds a learnable per-band offset b (C,), zero-initialised. ``init_endmembers`` (C, k) sets Ê exactly
     (through the inverse softplus; values ≤ 0 are raised to ``ENDMEMBER_EPS`` when nonnegative). Without it, Ê is
     drawn uniformly from [0.1, 0.9] with the torch global generator (deterministic given ``torch.manual_seed``).
+
+    ``endmembers="fixed"``: Ê is the buffer ``fixed_endmembers`` (C, k), set from ``init_endmembers`` as given
+    (finite, ≥ 0; required), saved in the state_dict and never trained (``nonnegative`` does not apply).
+    ``atmosphere``: names of G sensor groups; ``log_transmission`` (G, C) holds τ, t_g = exp(τ_g) > 0, zeros at
+    the start (t = 1). The scale s (N, 1, H, W) and the group index of each image (N,) (−1: reflectance, no t) are
+    arguments of :meth:`forward`.
     """
 
     def __init__(self, k: int, n_bands: int, nonnegative: bool = True, bias: bool = True,
-                 init_endmembers: torch.Tensor | None = None):
+                 init_endmembers: torch.Tensor | None = None, endmembers: str = "learned",
+                 atmosphere: Sequence[str] = ()):
         super().__init__()
         where = "LinearMixingDecoder"
         self.k = _positive_int(k, where, "k")
         self.n_bands = _positive_int(n_bands, where, "n_bands")
         self.nonnegative = bool(nonnegative)
-        self.raw_endmembers = nn.Parameter(torch.empty(self.n_bands, self.k))
+        if endmembers not in ENDMEMBER_KINDS:
+            raise UBFInputError(where, f"endmembers must be one of {', '.join(ENDMEMBER_KINDS)}, got {endmembers!r}")
+        self.endmember_kind = endmembers
+        self.atmosphere = _group_names(atmosphere, where)
+        if self.endmember_kind == "fixed":
+            if init_endmembers is None:
+                raise UBFInputError(where, "endmembers 'fixed' needs the matrix (C, k) (init_endmembers)")
+            self.register_buffer("fixed_endmembers", torch.zeros(self.n_bands, self.k))
+        else:
+            self.raw_endmembers = nn.Parameter(torch.empty(self.n_bands, self.k))
         if bias:
             self.bias = nn.Parameter(torch.zeros(self.n_bands))
         else:
             self.register_parameter("bias", None)
+        if self.atmosphere:
+            self.log_transmission = nn.Parameter(torch.zeros(len(self.atmosphere), self.n_bands))
         if init_endmembers is None:
             with torch.no_grad():
                 self.set_endmembers(torch.rand(self.n_bands, self.k) * 0.8 + 0.1)
@@ -199,9 +268,15 @@ class LinearMixingDecoder(nn.Module):
         if E.ndim != 2 or tuple(E.shape) != (self.n_bands, self.k):
             raise UBFInputError(where, f"endmembers must have shape (n_bands, k) = ({self.n_bands}, {self.k}), "
                                        f"got {tuple(E.shape)}")
-        E = E.detach().to(device=self.raw_endmembers.device, dtype=torch.float64)
+        E = E.detach().to(dtype=torch.float64)
         if not torch.isfinite(E).all():
             raise UBFInputError(where, "endmembers contain NaN or infinite values")
+        if self.endmember_kind == "fixed":
+            if (E < 0).any():
+                raise UBFInputError(where, "fixed endmembers must be >= 0 (reflectance)")
+            self.fixed_endmembers.copy_(E.to(self.fixed_endmembers.device, self.fixed_endmembers.dtype))
+            return
+        E = E.to(device=self.raw_endmembers.device)
         if self.nonnegative:
             raw = softplus_inverse(E.clamp_min(ENDMEMBER_EPS))
         else:
@@ -210,11 +285,21 @@ class LinearMixingDecoder(nn.Module):
 
     def endmembers(self) -> torch.Tensor:
         """Ê (C, k) in reflectance units, differentiable (the decoder's actual weight)."""
+        if self.endmember_kind == "fixed":
+            return self.fixed_endmembers
         return F.softplus(self.raw_endmembers) if self.nonnegative else self.raw_endmembers
 
-    def forward(self, abundances: torch.Tensor) -> torch.Tensor:
-        """(N, k, H, W) → Ê·Â + b, (N, C, H, W).
+    def transmission(self) -> torch.Tensor | None:
+        """t (G, C) > 0, one row per sensor group of ``atmosphere`` (None without the atmosphere term)."""
+        return torch.exp(self.log_transmission) if self.atmosphere else None
 
+    def forward(self, abundances: torch.Tensor, brightness: torch.Tensor | None = None,
+                groups: torch.Tensor | None = None, nonlinear: nn.Module | None = None) -> torch.Tensor:
+        """(N, k, H, W) → t_g ⊙ NM(s·Ê·Â; Â) + b, (N, C, H, W).
+
+        ``brightness`` s: (N, 1, H, W) ≥ 0 or None (s = 1). ``groups``: (N,) integer sensor-group index of each
+        image into ``atmosphere``, −1 for reflectance (no t); None: all reflectance. ``nonlinear``: NM, a module
+        called as ``nonlinear(linear_mixture, abundances)`` (:class:`NeuralMixing`), or None (linear).
         Computed in the wider of the abundances' and the endmembers' dtypes, with mixed precision
         (``torch.autocast``) switched off: under autocast the float32 endmembers still mix in float32.
         """
@@ -224,11 +309,50 @@ class LinearMixingDecoder(nn.Module):
             dtype = torch.promote_types(A.dtype, E.dtype)
             weight = E.to(dtype)[:, :, None, None]  # (C, k, 1, 1): a 1×1 convolution k → C
             bias = None if self.bias is None else self.bias.to(dtype)
-            return F.conv2d(A.to(dtype), weight, bias)
+            if brightness is None and groups is None and nonlinear is None:
+                return F.conv2d(A.to(dtype), weight, bias)     # the plain linear model, as it always was
+            y = F.conv2d(A.to(dtype), weight)
+            if brightness is not None:
+                if brightness.shape != (A.shape[0], 1, *A.shape[2:]):
+                    raise UBFInputError("LinearMixingDecoder", f"brightness must have shape (N, 1, H, W) = "
+                                                               f"{(A.shape[0], 1, *A.shape[2:])}, got "
+                                                               f"{tuple(brightness.shape)}")
+                y = y * brightness.to(dtype)
+            if nonlinear is not None:
+                y = nonlinear(y, A.to(dtype)).to(dtype)
+            if groups is not None:
+                y = y * self._transmission_of(groups, A.shape[0], E.device).to(dtype)[:, :, None, None]
+            return y if bias is None else y + bias[None, :, None, None]
+
+    def _transmission_of(self, groups: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+        """The factor (N, C) of each image: t of its group, 1 for group −1."""
+        groups = torch.as_tensor(groups, device=device)
+        if groups.shape != (n,) or groups.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8):
+            raise UBFInputError("LinearMixingDecoder", f"groups must be ({n},) integers, got {tuple(groups.shape)} "
+                                                       f"{groups.dtype}")
+        g = len(self.atmosphere)
+        if ((groups < -1) | (groups >= g)).any():
+            raise UBFInputError("LinearMixingDecoder", f"group index out of range: -1 (reflectance) or 0..{g - 1} "
+                                                       f"(sensor groups {list(self.atmosphere)})")
+        ones = torch.ones(n, self.n_bands, device=groups.device)
+        if not g:
+            return ones
+        t = torch.cat([torch.ones(1, self.n_bands, device=groups.device), self.transmission()], dim=0)
+        return t[groups.long() + 1]
 
     def extra_repr(self) -> str:
         return (f"k={self.k}, n_bands={self.n_bands}, nonnegative={self.nonnegative}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}, endmembers={self.endmember_kind}, atmosphere={list(self.atmosphere)}")
+
+
+def _group_names(names: Any, where: str) -> tuple[str, ...]:
+    """Sensor-group names: distinct non-empty strings."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise UBFInputError(where, f"atmosphere must be a list of sensor-group names, got {names!r}")
+    out = tuple(names)
+    if any(not isinstance(n, str) or not n for n in out) or len(set(out)) != len(out):
+        raise UBFInputError(where, f"atmosphere must list distinct non-empty names, got {list(out)}")
+    return out
 
 
 class UnmixingNet(nn.Module):
@@ -242,28 +366,52 @@ class UnmixingNet(nn.Module):
 
     def __init__(self, k: int, n_bands: int, stem: int = 32, widths: Sequence[int] = (64, 128, 96, 48),
                  nonnegative_endmembers: bool = True, bias: bool = True,
-                 init_endmembers: torch.Tensor | None = None, in_channels: int = 3):
+                 init_endmembers: torch.Tensor | None = None, in_channels: int = 3, endmembers: str = "learned",
+                 brightness: bool = False, atmosphere: Sequence[str] = (), mixing: str = "linear",
+                 mixing_options: dict | None = None):
         super().__init__()
-        self.encoder = UnmixingEncoder(k=k, in_channels=in_channels, stem=stem, widths=widths)
+        if mixing not in MIXING:
+            raise UBFInputError("UnmixingNet", f"mixing must be one of {', '.join(MIXING)}, got {mixing!r}")
+        options = _mixing_options(mixing, mixing_options)
+        if not isinstance(brightness, bool):
+            raise UBFInputError("UnmixingNet", f"brightness must be true or false, got {brightness!r}")
+        self.encoder = UnmixingEncoder(k=k, in_channels=in_channels, stem=stem, widths=widths,
+                                       brightness=brightness)
         self.decoder = LinearMixingDecoder(k, n_bands, nonnegative=nonnegative_endmembers, bias=bias,
-                                           init_endmembers=init_endmembers)
+                                           init_endmembers=init_endmembers, endmembers=endmembers,
+                                           atmosphere=atmosphere)
+        # built last: the encoder's and the decoder's initial weights are those of the linear model
+        self.nonlinear = NeuralMixing(int(n_bands), int(k), **options) if mixing == "neural" else None
+        if self.nonlinear is not None:
+            options = {key: self.nonlinear.config[key] for key in MIXING_OPTIONS}   # n_freq resolved
         self._config = {"k": int(k), "n_bands": int(n_bands), "stem": int(stem),
                         "widths": [int(w) for w in self.encoder.widths],
                         "nonnegative_endmembers": bool(nonnegative_endmembers), "bias": bool(bias),
-                        "in_channels": int(in_channels)}
+                        "in_channels": int(in_channels), "endmembers": endmembers, "brightness": brightness,
+                        "atmosphere": list(self.decoder.atmosphere), "mixing": mixing}
+        if mixing == "neural":          # only then: a linear model's config is what it always was
+            self._config["mixing_options"] = dict(options)
 
     @property
     def config(self) -> dict:
-        """Constructor arguments (a fresh copy): k, n_bands, stem, widths, nonnegative_endmembers, bias, in_channels."""
-        return {key: (list(v) if isinstance(v, list) else v) for key, v in self._config.items()}
+        """Constructor arguments (a fresh copy): k, n_bands, stem, widths, nonnegative_endmembers, bias, in_channels,
+        endmembers (learned | fixed), brightness, atmosphere (sensor-group names), mixing, and for mixing neural
+        mixing_options (order, downsample, hidden, features, n_freq)."""
+        return {key: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                for key, v in self._config.items()}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "UnmixingNet":
-        """A new (freshly initialised) model with the shapes described by ``cfg`` (as given by ``config``)."""
+        """A new (freshly initialised) model with the shapes described by ``cfg`` (as given by ``config``).
+
+        A config saved before the decoder options (no endmembers, brightness, atmosphere, mixing) is the linear
+        model with learned endmembers. Fixed endmembers start as zeros here: the saved state_dict fills them.
+        """
         where = "UnmixingNet config"
         if not isinstance(cfg, dict):
             raise UBFInputError(where, f"must be a dict, got {type(cfg).__name__}")
-        allowed = {"k", "n_bands", "stem", "widths", "nonnegative_endmembers", "bias", "in_channels"}
+        allowed = {"k", "n_bands", "stem", "widths", "nonnegative_endmembers", "bias", "in_channels", "endmembers",
+                   "brightness", "atmosphere", "mixing", "mixing_options"}
         unknown = sorted(set(cfg) - allowed)
         if unknown:
             raise UBFInputError(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
@@ -273,6 +421,8 @@ class UnmixingNet(nn.Module):
         kwargs = dict(cfg)
         if "widths" in kwargs:
             kwargs["widths"] = tuple(kwargs["widths"])
+        if kwargs.get("endmembers") == "fixed":
+            kwargs["init_endmembers"] = torch.zeros(int(kwargs["n_bands"]), int(kwargs["k"]))
         return cls(**kwargs)
 
     @property
@@ -283,14 +433,60 @@ class UnmixingNet(nn.Module):
     def n_bands(self) -> int:
         return self._config["n_bands"]
 
+    @property
+    def has_brightness(self) -> bool:
+        return self._config["brightness"]
+
+    @property
+    def atmosphere(self) -> list[str]:
+        """The sensor groups with a solar–atmosphere factor t (empty: no atmosphere term)."""
+        return list(self._config["atmosphere"])
+
+    @property
+    def mixing(self) -> str:
+        """linear | neural."""
+        return self._config["mixing"]
+
     def endmembers(self) -> torch.Tensor:
         """Ê (C, k) in reflectance units (differentiable; ``.detach()`` it for export)."""
         return self.decoder.endmembers()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 3, H, W) → (abundances (N, k, H, W), reconstruction (N, C, H, W))."""
-        abundances = self.encoder(x)
-        return abundances, self.decoder(abundances)
+    def transmission(self) -> torch.Tensor | None:
+        """t (G, C) > 0 per sensor group of :attr:`atmosphere`, or None."""
+        return self.decoder.transmission()
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, 3, H, W) → (abundances (N, k, H, W), brightness s (N, 1, H, W) or None without the brightness term)."""
+        return self.encoder.encode(x)
+
+    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) → (abundances (N, k, H, W), reconstruction (N, C, H, W)).
+
+        ``groups`` (N,) int: each image's sensor group (index into :attr:`atmosphere`, −1 reflectance); None: every
+        image is reflectance. The reconstruction is in each image's own units (radiance for a radiance group).
+        """
+        if not self.has_brightness and groups is None and self.nonlinear is None:
+            abundances = self.encoder(x)
+            return abundances, self.decoder(abundances)
+        abundances, brightness = self.encoder.encode(x)
+        return abundances, self.decoder(abundances, brightness, groups, self.nonlinear)
+
+
+def _mixing_options(mixing: str, options: dict | None) -> dict:
+    """The NeuralMixing arguments of ``mixing: neural`` (order and downsample required); none for linear."""
+    if mixing != "neural":
+        if options:
+            raise UBFInputError("UnmixingNet", f"mixing_options are for mixing neural, not {mixing!r}")
+        return {}
+    if not isinstance(options, dict):
+        raise UBFInputError("UnmixingNet", f"mixing neural needs mixing_options (a dict of {', '.join(MIXING_OPTIONS)})"
+                                           f", got {options!r}")
+    unknown = sorted(set(options) - set(MIXING_OPTIONS))
+    missing = sorted({"order", "downsample"} - set(options))
+    if unknown or missing:
+        raise UBFInputError("UnmixingNet", f"mixing_options: unknown {unknown}, missing {missing}; allowed: "
+                                           f"{', '.join(MIXING_OPTIONS)}")
+    return dict(options)
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -53,15 +53,22 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _forward(model, x: torch.Tensor, groups: torch.Tensor | None):
+    """The model on a batch: ``groups`` (the batch's sensor-group indices) only when there are any, so the default
+    model is called exactly as it always was."""
+    return model(x) if groups is None else model(x, groups=groups)
+
+
 @torch.no_grad()
 def evaluate(model, loss_fn: UnmixingLoss, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             data_range: float = 1.0, full: bool = True) -> dict:
+             data_range: float = 1.0, full: bool = True, groups: torch.Tensor | None = None) -> dict:
     """Validation loss and reconstruction metrics: RMSE and PSNR (over ``data_range``), and with ``full`` also
-    SSIM, SAD° and ERGAS (:func:`ubf_core.metrics.reconstruction.reconstruction_report`), the costlier ones."""
+    SSIM, SAD° and ERGAS (:func:`ubf_core.metrics.reconstruction.reconstruction_report`), the costlier ones.
+    ``groups`` (N,): each patch's sensor group for the atmosphere term (None: all reflectance)."""
     model.eval()
     recon, total = [], 0.0
     for i in range(0, len(x), batch_size):
-        _, y_hat = model(x[i:i + batch_size])
+        _, y_hat = _forward(model, x[i:i + batch_size], None if groups is None else groups[i:i + batch_size])
         loss, _ = loss_fn(y_hat, y[i:i + batch_size], model.endmembers())
         total += float(loss) * len(y_hat)
         recon.append(y_hat)
@@ -75,8 +82,12 @@ def evaluate(model, loss_fn: UnmixingLoss, x: torch.Tensor, y: torch.Tensor, bat
 
 def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
                    cfg: TrainConfig, loss_fn: UnmixingLoss | None = None,
-                   on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+                   on_epoch: Callable[[int, dict], None] | None = None, train_groups: np.ndarray | None = None,
+                   val_groups: np.ndarray | None = None) -> TrainResult:
     """Fit ``model`` (3-band input (N, 3, H, W) → reconstruction (N, C, H, W)) with Adam.
+
+    ``train_groups`` / ``val_groups`` (N,) int: each patch's sensor group of the decoder's atmosphere term (−1:
+    reflectance); None (both): every patch is reflectance and the model is called without them.
 
     The forward pass runs under ``cfg.autocast`` (:func:`ubf_core.devices.resolve_autocast`; auto: float16 on
     CUDA, bfloat16 on a CPU with fast bfloat16 kernels, float32 elsewhere; :class:`ubf_core.devices.AmpStep`); the
@@ -93,6 +104,8 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
     model.to(device)
     tx, ty = torch.as_tensor(train_x, device=device), torch.as_tensor(train_y, device=device)
     vx, vy = torch.as_tensor(val_x, device=device), torch.as_tensor(val_y, device=device)
+    tg = None if train_groups is None else torch.as_tensor(np.asarray(train_groups, dtype=np.int64), device=device)
+    vg = None if val_groups is None else torch.as_tensor(np.asarray(val_groups, dtype=np.int64), device=device)
     # the per-tensor Adam loop: the model stays bit-identical to the one whose endmembers the shipped generator
     # checkpoint learned (checkpoint.py allows 1°); the fused kernel rounds differently
     opt = adam(model.parameters(), lr=cfg.lr, fused=False, weight_decay=cfg.weight_decay)
@@ -109,14 +122,14 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
             with amp.autocast():
-                _, y_hat = model(tx[idx])
+                _, y_hat = _forward(model, tx[idx], None if tg is None else tg[idx])
                 loss, parts = loss_fn(y_hat.float(), ty[idx], model.endmembers())
             amp.step(loss, opt)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         record = {"epoch": epoch, **{f"train_{k}": v / len(tx) for k, v in sums.items()},
-                  **evaluate(model, loss_fn, vx, vy, cfg.batch_size, full=False)}
+                  **evaluate(model, loss_fn, vx, vy, cfg.batch_size, full=False, groups=vg)}
         history.append(record)
         if on_epoch:
             on_epoch(epoch, record)
@@ -128,5 +141,5 @@ def train_unmixing(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
             if since >= cfg.patience:
                 break
     model.load_state_dict(best_state)
-    history[best_epoch - 1].update(evaluate(model, loss_fn, vx, vy, cfg.batch_size))
+    history[best_epoch - 1].update(evaluate(model, loss_fn, vx, vy, cfg.batch_size, groups=vg))
     return TrainResult(best_state, best_epoch, history, stopped_early=since >= cfg.patience)
