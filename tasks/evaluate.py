@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from prefect import get_run_logger, task
 
-from tasks.generator import generator_training_set, heldout_rgb_maps, load_endmembers
+from tasks.generator import generator_training_data, heldout_rgb_maps, load_endmembers
 from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import configure_tracking, resolve_model_version, start_stage_run, tag_evaluation
 from ubf_core.config import params_hash, section
@@ -37,24 +37,27 @@ def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 
 def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, classes: list[str] | None,
-                     want: list, endmembers: np.ndarray, options: dict, train: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
-    synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
+                     want: list, endmembers: np.ndarray, options: dict, train: dict,
+                     brightness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Train generator ``name`` here on the generator's training maps (and their brightness s (N, H, W), when the
+    registered generator learned it: the baseline then generates s too and its cubes are mixed with it) and draw
+    ``len(want)`` samples with the synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
     from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.synthesis.mixing import mix
 
     seed = int(params["seed"])
-    gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
+    gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes,
+                         **{**options, "brightness": brightness is not None})
     gen.to(pick_device(train.get("device", "auto"), f"evaluation.generators.{name}.train.device"))
-    gen.fit(maps, labels if classes else None, TrainSettings.from_params(train), seed=seed)
+    gen.fit(maps, labels if classes else None, TrainSettings.from_params(train), brightness=brightness, seed=seed)
     sampler = {}
     if name == "ddpm":
         from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
 
         sampler = {"sampler": FAST_SAMPLER, "steps": FAST_SAMPLER_DEFAULT_STEPS}
-    a = gen.sample(len(want), seed=seed, labels=want if classes else None,
-                   micro_batch=int(section(params, "synthesis")["micro_batch"]), **sampler)
-    return mix(a, endmembers), a
+    a, s = gen.sample_with_brightness(len(want), seed=seed, labels=want if classes else None,
+                                      micro_batch=int(section(params, "synthesis")["micro_batch"]), **sampler)
+    return mix(a, endmembers, brightness=s), a
 
 
 def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels: list, heldout_cubes: np.ndarray,
@@ -159,7 +162,8 @@ def evaluate_task(params: dict) -> dict:
 
     E, e_wl, _ = load_endmembers(params)
     check_grid(str(dataset_path(params, "endmembers")), e_wl, wl)
-    maps, labels, classes = generator_training_set(params)
+    data = generator_training_data(params)
+    maps, labels, classes = data.maps, data.labels, data.classes
     registered = str(g["name"])
     rng = np.random.default_rng(seed)
     reference = train_real[np.sort(rng.choice(len(train_real), min(len(train_real), len(syn_cubes)), replace=False))]
@@ -173,7 +177,7 @@ def evaluate_task(params: dict) -> dict:
         opts = dict(opts or {})
         train = dict(opts.pop("train", {}) or {})
         log.info("evaluate: training the %s baseline on %d maps (%s steps)", name, len(maps), train.get("steps"))
-        cubes, a = baseline_samples(params, name, maps, labels, classes, want, E, opts, train)
+        cubes, a = baseline_samples(params, name, maps, labels, classes, want, E, opts, train, data.brightness)
         candidates[name] = Candidate(cubes, a)
         roles[name] = f"baseline: {name} trained in this stage on the same maps, same labels"
     gm = ev["gmm"]
@@ -219,6 +223,10 @@ def evaluate_task(params: dict) -> dict:
               "params_hash": params_hash(ev, params.get("heldout_sources"), params.get("seed")),
               "reconstruction": {k.removeprefix("val_"): v for k, v in reconstruction.items()},
               "roles": roles, "generation": table, "realism": realism_table}
+    if "brightness" in syn and data.brightness is not None:   # generated s against the training maps' s
+        from ubf_core.metrics.distribution import brightness_log_distance
+
+        result["brightness_log_w1"] = brightness_log_distance(syn["brightness"].values, data.brightness, seed=seed)
     with start_stage_run("evaluate", resolve(params, "."), result["params_hash"]) as run:
         mlflow.log_params({"heldout_sources": ",".join(result["heldout_sources"]), "n_heldout": len(heldout),
                            "block": settings.block, "pr_k": settings.pr_k, "seed": seed,
@@ -229,6 +237,8 @@ def evaluate_task(params: dict) -> dict:
         mlflow.log_metrics({f"realism.{kind}.{n}.{m}": v for kind in ("abundance", "hsi")
                             for n, row in realism_table[kind].items() for m, v in row.items()
                             if isinstance(v, float) and np.isfinite(v)})
+        if "brightness_log_w1" in result:
+            mlflow.log_metric("brightness_log_w1", result["brightness_log_w1"])
         mlflow.log_artifacts(str(figures), "figures")
         with tempfile.TemporaryDirectory() as tmp:
             save_feature_net(net, Path(tmp) / "feature_net")

@@ -18,7 +18,7 @@ from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics.distribution import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance, brightness_log_distance
 
 
 def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -29,14 +29,15 @@ def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def render_samples(abundances: np.ndarray, endmembers: np.ndarray, wavelengths: np.ndarray, captions: list[str],
-                   path: Path) -> Path:
-    """Generated maps (n, k, H, W) mixed through the endmembers (C, k) and shown as RGB (650/550/450 nm)."""
+                   path: Path, brightness: np.ndarray | None = None) -> Path:
+    """Generated maps (n, k, H, W) mixed through the endmembers (C, k) (times their brightness s (n, H, W) when
+    given) and shown as RGB (650/550/450 nm)."""
     import xarray as xr
 
     from ubf_core.reporting.preview import hsi_patches_to_rgb, mosaic
     from ubf_core.synthesis.mixing import mix
 
-    cube = xr.DataArray(mix(abundances, endmembers), dims=("patch", "wavelength", "y", "x"),
+    cube = xr.DataArray(mix(abundances, endmembers, brightness=brightness), dims=("patch", "wavelength", "y", "x"),
                         coords={"wavelength": wavelengths})
     mosaic(hsi_patches_to_rgb(cube), captions, columns=min(8, len(captions)), scale=3).save(path)
     return path
@@ -59,12 +60,31 @@ def heldout_rgb_maps(params: dict) -> tuple[np.ndarray, np.ndarray]:
     return ds["abundance"].values.astype(np.float32), np.array([str(v) for v in ds["label"].values])
 
 
+@dataclass(frozen=True)
+class GeneratorTrainingSet:
+    """The generator's training set: maps (N, k, H, W) on the simplex, their labels (class name, or None for an
+    HSI map), the class list (None when unconditional) and the maps' brightness s (N, H, W) ≥ 0, dimensionless
+    (None when the generator does not learn it: ``generator.brightness``)."""
+
+    maps: np.ndarray
+    labels: list
+    classes: list[str] | None
+    brightness: np.ndarray | None = None
+
+
 def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | None]:
     """The generator's training maps (N, k, H, W), their labels (class or None) and the class list (None when
-    ``generator.conditional`` is off), from the abundance stores named in params. HSI maps of the scenes in
+    ``generator.conditional`` is off): :func:`generator_training_data` without the brightness."""
+    data = generator_training_data(params)
+    return data.maps, data.labels, data.classes
+
+
+def generator_training_data(params: dict) -> GeneratorTrainingSet:
+    """The generator's training set from the abundance stores named in params, with their ``brightness`` when
+    ``generator.brightness`` turns it on (auto: when the stores read hold it). HSI maps of the scenes in
     ``heldout_sources`` and RGB maps of the ``heldout_rgb_per_class`` held-out images are left out: evaluation and
     classification compare against them."""
-    from ubf_core.generators.training_data import training_set
+    from ubf_core.generators.training_data import training_set_with_brightness, use_brightness
 
     g = section(params, "generator")
     source = str(g["source"])
@@ -73,16 +93,20 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     if hsi is not None:
         keep = ~np.isin([str(v) for v in hsi["source"].values], [str(s) for s in params.get("heldout_sources") or []])
         hsi = hsi.isel(patch=np.flatnonzero(keep))
-    maps, labels = training_set(source, None if rgb is None else rgb["abundance"].values,
-                                None if rgb is None else rgb["label"].values,
-                                None if hsi is None else hsi["abundance"].values,
-                                float(g["hsi_share"]), int(params["seed"]))
+    stores = {relative(params, dataset_path(params, name)): "brightness" in ds
+              for name, ds in (("abundance_rgb", rgb), ("abundance_hsi", hsi)) if ds is not None}
+    on = use_brightness(str(g["brightness"]), stores)
+    maps, labels, brightness = training_set_with_brightness(
+        source, None if rgb is None else rgb["abundance"].values, None if rgb is None else rgb["label"].values,
+        None if hsi is None else hsi["abundance"].values, float(g["hsi_share"]), int(params["seed"]),
+        rgb_brightness=rgb["brightness"].values if on and rgb is not None else None,
+        hsi_brightness=hsi["brightness"].values if on and hsi is not None else None, brightness=on)
     classes = None
     if bool(g["conditional"]):
         if rgb is None:
             raise UBFInputError("params.yaml", "generator.conditional needs class labels: use source rgb or both")
         classes = [str(c) for c in rgb.attrs.get("classes", sorted({lab for lab in labels if lab}))]
-    return maps, labels, classes
+    return GeneratorTrainingSet(maps, labels, classes, brightness)
 
 
 GENERATOR_MODEL_DESCRIPTION = (
@@ -93,7 +117,8 @@ GENERATOR_MODEL_DESCRIPTION = (
     "ubf_core.generators.load_generator.")
 
 
-def generator_trained_on(params: dict, labels: list, classes: list[str] | None, unmixing_version) -> dict:
+def generator_trained_on(params: dict, labels: list, classes: list[str] | None, unmixing_version,
+                         brightness: bool = False) -> dict:
     """What a train_generator run learned from, for the registered version's description: the abundance stores
     its maps came from (``labels``: one per map, None for an HSI map) with their counts, the classes it is
     conditioned on and the unmixing model version whose abundances they are."""
@@ -108,20 +133,28 @@ def generator_trained_on(params: dict, labels: list, classes: list[str] | None, 
     if n_hsi:
         out["HSI abundances"] = f"{stores['abundance_hsi']} ({n_hsi} maps; held-out scenes left out: {held})"
     out["classes"] = f"{len(classes)} ({', '.join(classes)})" if classes else "none (unconditional)"
+    if brightness:
+        out["brightness"] = "generated: the per-pixel brightness s of the stores' brightness variable"
     out["unmixing model version"] = str(unmixing_version or "?")
     return out
 
 
 def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[str] | None, endmembers: np.ndarray,
-                      wavelengths: np.ndarray, pretrain: bool):
+                      wavelengths: np.ndarray, pretrain: bool, brightness: bool = False):
     """The generator a training run starts from: the checkpoint ``generator.checkpoint`` when
-    ``generator.init_from_checkpoint`` is on (checked against this run's model and endmembers), else a new one.
-    Returns (generator, the checkpoint's provenance or None)."""
+    ``generator.init_from_checkpoint`` is on (checked against this run's model, its ``brightness`` and endmembers),
+    else a new one (with the brightness channel when ``brightness``). Returns (generator, the checkpoint's
+    provenance or None)."""
     from ubf_core.generators import make_generator
     from ubf_core.generators.checkpoint import load_checkpoint
 
     g = section(params, "generator")
     options = dict(g["options"])
+    for key in ("brightness", "brightness_log_stats"):
+        if key in options:
+            raise UBFInputError(f"generator.options.{key}", "is not an option to set here: generator.brightness "
+                                                            "(auto | always | never) decides it")
+    options["brightness"] = bool(brightness)
     if pretrain and bool(g["init_from_checkpoint"]):
         raise UBFInputError("generator.init_from_checkpoint", "is on: pretrain_generator trains the checkpoint from "
                                                               "scratch; run it with the long profile "
@@ -160,12 +193,14 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
     g = section(params, "generator")
     seed = int(params["seed"])
     source = str(g["source"])
-    maps, labels, classes = generator_training_set(params)
+    data = generator_training_data(params)
+    maps, labels, classes, brightness = data.maps, data.labels, data.classes, data.brightness
     E, wl, e_attrs = load_endmembers(params)
     if E.shape[1] != maps.shape[1]:
         raise UBFInputError(dataset_path(params, "endmembers"),
                             f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
-    gen, started_from = initial_generator(params, str(g["name"]), maps, classes, E, wl, pretrain)
+    gen, started_from = initial_generator(params, str(g["name"]), maps, classes, E, wl, pretrain,
+                                          brightness=brightness is not None)
     t = dict(g["train"])
     settings = TrainSettings.from_params(t)
     if settings.steps == 0 and started_from is None:
@@ -189,28 +224,36 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
                          "started_from": json.dumps(started_from) if started_from else "scratch",
                          "device": device, "autocast": autocast})
         gen.to(device)
-        history = gen.fit(maps, labels if classes else None, settings, seed=seed,
+        history = gen.fit(maps, labels if classes else None, settings, brightness=brightness, seed=seed,
                           on_log=lambda step, rec: mlflow.log_metrics(
                               {k: v for k, v in rec.items() if k != "step"}, step=step))
+        if gen.brightness:   # [mean, std] of ln s the brightness channel is standardised with (set by the fit)
+            mlflow.set_tag("brightness_log_stats", json.dumps(gen.brightness_log_stats))
         per = int(pv["n_per_class"])
         want = [c for c in (classes or []) for _ in range(per)] or None
         n = len(want) if want else max(8, per)
         options = {"micro_batch": int(section(params, "synthesis")["micro_batch"])}
         if gen.name == "ddpm":
             options |= {"sampler": pv["sampler"], "steps": int(pv["steps"])}
-        samples = gen.sample(n, seed=seed, labels=want, **options)
-        uncond = gen.sample(n, seed=seed + 1, **options)
-        real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
-        fake = mix(uncond, E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+        samples, samples_s = gen.sample_with_brightness(n, seed=seed, labels=want, **options)
+        uncond, uncond_s = gen.sample_with_brightness(n, seed=seed + 1, **options)
+        few = min(len(maps), 64)
+        real = mix(maps[:few], E, brightness=None if brightness is None else brightness[:few])
+        real = real.transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+        fake = mix(uncond, E, brightness=uncond_s).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
         quality = {"hist_distance": abundance_histogram_distance(uncond, maps),
                    "nearest_real_angle_deg": nearest_real_angle_deg(fake, real, max_generated=4096,
                                                                     max_real=16384, seed=seed),
                    "final_loss": float(history[-1]["loss"]) if history else float("nan")}
+        if brightness is not None:
+            quality["brightness_log_w1"] = brightness_log_distance(uncond_s, brightness, seed=seed)
         mlflow.log_metrics(quality)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png")
-            render_samples(maps[:16], E, wl, [lab or "HSI" for lab in labels[:16]], tmp / "training_rgb.png")
+            render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png",
+                           samples_s)
+            render_samples(maps[:16], E, wl, [lab or "HSI" for lab in labels[:16]], tmp / "training_rgb.png",
+                           None if brightness is None else brightness[:16])
             mlflow.log_artifact(str(tmp / "samples_rgb.png"))
             mlflow.log_artifact(str(tmp / "training_rgb.png"))
             if pretrain:
@@ -233,7 +276,7 @@ def train_generator_task(params: dict, pretrain: bool = False) -> dict:
                              "unmixing_model_version": str(e_attrs.get("model_version", "")),
                              "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in wl])})
         describe_version(model_name, reg["version"], version_description(
-            generator_trained_on(params, labels, classes, e_attrs.get("model_version")), p_hash,
+            generator_trained_on(params, labels, classes, e_attrs.get("model_version"), brightness is not None), p_hash,
             {metric: quality[metric], **quality}, run.info.run_id), GENERATOR_MODEL_DESCRIPTION)
     log.info("generator %s on %d maps (%s, %d steps): %s = %.4f; version %d, champion %d", gen.name, len(maps),
              "from the checkpoint" if started_from else "from scratch", settings.steps, metric, quality[metric],
@@ -304,8 +347,8 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
                            tuple(model.atmosphere), model.has_brightness)
 
 
-BRIGHTNESS_WARNING = ("{uri} has a brightness term but the generator does not generate brightness yet: synthesis "
-                      "mixes every pixel with s = 1 (store attrs 'brightness')")
+BRIGHTNESS_WARNING = ("{uri} has a brightness term but the generator does not generate brightness (trained without "
+                      "it, generator.brightness): synthesis mixes every pixel with s = 1 (store attrs 'brightness')")
 
 
 def synthesis_transmission(models: SynthesisModels, units: str) -> np.ndarray | None:
@@ -337,6 +380,9 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
     if gen.k != E.shape[1]:
         raise UBFInputError(models.unmixing_uri, f"k = {E.shape[1]} endmembers but {models.generator_uri} "
                                                  f"generates k = {gen.k} maps")
+    if gen.brightness and not models.brightness:
+        raise UBFInputError(models.unmixing_uri, f"has no brightness term but {models.generator_uri} generates "
+                                                 f"brightness: not the unmixing model the generator learned from")
     labels = plan_labels(n, class_mix, gen.classes)
     options = {"micro_batch": s["micro_batch"] if micro_batch is None else micro_batch}
     if gen.name == "ddpm":
@@ -352,7 +398,7 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
                         config={"generator": f"{models.generator_name}/{models.generator_version}",
                                 "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"},
                         units=units, transmission=synthesis_transmission(models, units),
-                        brightness=models.brightness)
+                        brightness=models.brightness, generated_brightness=gen.brightness)
 
 
 @task(name="synthesize", tags=["cuda"])
@@ -380,7 +426,7 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
         folder = download_generator(models.generator_version_uri, tmp)
         gen = load_generator(folder)
         job = synthesis_job(params, models, gen, n=n, class_mix=class_mix)
-        if job.brightness:
+        if job.unit_brightness:
             log.warning(BRIGHTNESS_WARNING.format(uri=models.unmixing_uri))
         labels = job.labels
         attrs = {**models.provenance(), "params_hash": params_hash(s, params.get("seed"))}
