@@ -21,7 +21,7 @@ the extended linear mixing model Ŷ = s·Ê·Â, dimensionless. It is modelled a
 with μ, σ the mean and standard deviation of ln max(s, s_min) over every training pixel
 (:func:`brightness_log_stats`, stored in the generator's config as ``brightness_log_stats``), so ±3σ of the
 training distribution lands on ±1: the range the β schedule and the clipping of x̂0 assume, as for the abundance
-channels. Back: s = exp(μ + c·σ·x_s) (:func:`to_brightness`), > 0 for any x_s, exactly the inverse of the forward
+channels. Back: s = exp(μ + c·σ·x_s) (:func:`to_brightness`), ≥ s_min for any x_s, exactly the inverse of the forward
 map for s ≥ s_min (up to float32 rounding). A diffusion model's clipping of x̂0 to [-1, 1] therefore bounds
 generated s to the training mean ± 3σ in log space.
 """
@@ -84,6 +84,7 @@ def to_brightness_space(brightness: torch.Tensor, stats) -> torch.Tensor:
 
 
 def to_brightness(x: torch.Tensor, stats) -> torch.Tensor:
-    """The model's channel x_s (N, 1, H, W), any real values → brightness s (N, H, W), > 0 and finite."""
+    """The model's channel x_s (N, 1, H, W), any real values → brightness s (N, H, W) in [s_min, e^60]: > 0 and
+    finite (ln s is clamped there; the forward map floors s at s_min too)."""
     mu, sigma = float(stats[0]), float(stats[1])
-    return torch.exp((mu + BRIGHTNESS_SPREAD * sigma * x[:, 0]).clamp_max(_MAX_LOG))
+    return torch.exp((mu + BRIGHTNESS_SPREAD * sigma * x[:, 0]).clamp(math.log(BRIGHTNESS_FLOOR), _MAX_LOG))
