@@ -112,8 +112,9 @@ def generator_training_data(params: dict) -> GeneratorTrainingSet:
 GENERATOR_MODEL_DESCRIPTION = (
     "UBF abundance generator: samples k abundance maps (k, H, W; non-negative, summing to 1 per pixel), optionally "
     "of a given scene class; synthesize mixes them through the endmembers (C, k) of the unmixing model version in "
-    "the version's tag unmixing_model_version into hyperspectral reflectance cubes (C, H, W). The generator kind "
-    "(ddpm, vae, gan) is in the training run's params. Load with tasks.registry.download_generator and "
+    "the version's tag unmixing_model_version into hyperspectral reflectance cubes (C, H, W); a generator with the "
+    "option brightness also generates each pixel's brightness s (H, W) > 0, and the cubes are s * E a. The "
+    "generator kind (ddpm, vae, gan) is in the training run's params. Load with tasks.registry.download_generator and "
     "ubf_core.generators.load_generator.")
 
 

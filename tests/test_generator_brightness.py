@@ -372,3 +372,20 @@ def test_the_synthesis_job_pairs_the_generator_with_the_unmixing_model(bright_va
     with pytest.raises(UBFInputError, match="models:/u/2: has no brightness term but models:/g/1 generates "
                                             "brightness"):
         synthesis_job(params, models[False], bright, n=2, class_mix=None)
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def test_the_brightness_distance_is_in_units_of_ln_s():
+    from ubf_core.metrics.distribution import brightness_log_distance
+
+    rng = np.random.default_rng(0)
+    s = np.exp(0.3 * rng.standard_normal((20, 8, 8)))
+    other = np.exp(0.3 * rng.standard_normal((30, 8, 8)))
+    assert brightness_log_distance(s, s) == 0.0
+    assert brightness_log_distance(s, other) < 0.1                          # same distribution, other draws
+    assert brightness_log_distance(2.0 * s, s) == pytest.approx(np.log(2.0), rel=1e-6)   # twice as bright
+    assert brightness_log_distance(s, np.ones_like(s)) > 0.15               # s = 1 everywhere is told apart
+    with pytest.raises(UBFInputError, match="brightness_log_distance: b holds negative brightness"):
+        brightness_log_distance(s, -s)
+    with pytest.raises(UBFInputError, match="brightness_log_distance: a holds no pixels"):
+        brightness_log_distance(np.zeros((0, 8, 8)), s)

@@ -21,10 +21,11 @@ Constraint modes (option ``constraint``, see :mod:`ubf_core.generators.constrain
 x = 2A − 1, ``"hud"`` diffuses the scaled log-abundances Z = ln(A + ε); both end in a softmax over k, so every
 sample is non-negative and sums to one. A brightness model (``brightness=True``) diffuses one more channel, the
 standardised ln s (:func:`~ubf_core.generators.constraints.to_brightness_space`, ±3σ of the training set on ±1),
-beside the k abundance channels, in the same UNet; its samples map back to s > 0. The predicted clean sample x̂0 is clipped to [-1, 1] at each step
-(``clip_sample``) in the same way for the three samplers: the DDPM posterior mean uses the clipped x̂0, DDIM
-re-derives ε from it (``use_clipped_model_output``), DPM-Solver++ clips it through its thresholding with
-``sample_max_value=1``; so DDIM and DPM-Solver++ converge to the same ODE solution as their steps grow.
+beside the k abundance channels, in the same UNet; its samples map back to s > 0 (clipping x̂0 bounds ln s to the
+training mean ± 3σ). The predicted clean sample x̂0 is clipped to [-1, 1] at each step (``clip_sample``) in the
+same way for the three samplers: the DDPM posterior mean uses the clipped x̂0, DDIM re-derives ε from it
+(``use_clipped_model_output``), DPM-Solver++ clips it through its thresholding with ``sample_max_value=1``; so
+DDIM and DPM-Solver++ converge to the same ODE solution as their steps grow.
 
 Classes: the UNet gets ``num_class_embeds = len(classes) + 1`` (the last = "no class"); labels are dropped with
 probability ``p_uncond`` in training; sampling with labels uses classifier-free guidance
@@ -69,7 +70,8 @@ class DDPMGenerator(AbundanceGenerator):
     prediction_type (PREDICTION_TYPES), num_train_timesteps, beta_schedule (BETA_SCHEDULES), beta_start, beta_end
     (linear and scaled_linear only), block_out_channels, layers_per_block, attention (self-attention at
     the lowest resolution and in the middle block), norm_num_groups (must divide every block_out_channels entry),
-    clip_sample, guidance_scale (default of ``sample``), p_uncond, init_seed.
+    clip_sample, guidance_scale (default of ``sample``), p_uncond, init_seed, brightness (one more channel: the
+    per-pixel brightness s) and brightness_log_stats (its standardisation, set by the first ``fit``).
     Sample options: sampler ("ddpm" | "ddim" | "dpm++" | "dpm++sde"), steps, guidance_scale, eta (DDIM only), progress.
     """
 

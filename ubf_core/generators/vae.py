@@ -67,8 +67,8 @@ class VAEGenerator(LatentConvGenerator):
 
     def _build(self) -> None:
         c = self.config
-        self.net = _VAENet(self.channels, self.size, c["channels"], c["levels"], c["latent_dim"], self._class_embedding(),
-                           self._decoder_input_dim()).eval()
+        self.net = _VAENet(self.channels, self.size, c["channels"], c["levels"], c["latent_dim"],
+                           self._class_embedding(), self._decoder_input_dim()).eval()
 
     def networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
