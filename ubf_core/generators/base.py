@@ -189,9 +189,7 @@ class AbundanceGenerator(abc.ABC):
         if isinstance(labels, TrainSettings):
             raise UBFInputError(where, "TrainSettings given as labels: pass it as settings=…")
         x = self._check_abundances(abundances, where)
-        if self.brightness:
-            x = torch.cat([x, self._brightness_channel(brightness, len(x), where)], dim=1)
-        elif brightness is not None:
+        if not self.brightness and brightness is not None:
             raise UBFInputError(where, "brightness given, but this model was built without it (brightness=False)")
         y = None
         if self.conditional:
@@ -202,6 +200,8 @@ class AbundanceGenerator(abc.ABC):
             raise UBFInputError(where, "labels given, but this model was built without classes")
         if not isinstance(settings, TrainSettings):
             raise UBFInputError(where, f"settings must be a TrainSettings, got {type(settings).__name__}")
+        if self.brightness:   # last check: the first fit takes the standardisation of ln s from these maps
+            x = torch.cat([x, self._brightness_channel(brightness, len(x), where)], dim=1)
         if settings.steps == 0:
             return []
         lr = self.default_lr if settings.lr is None else float(settings.lr)
