@@ -12,7 +12,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.generator import generator_training_set, heldout_rgb_maps, load_endmembers
+from tasks.generator import generator_training_data, heldout_rgb_maps, load_endmembers
 from tasks.params import dataset_path, relative, resolve, write_json
 from tasks.registry import configure_tracking, resolve_model_version, tag_evaluation, track_stage
 from ubf_core.config import params_hash, section
@@ -41,24 +41,27 @@ def real_split(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 
 def baseline_samples(params: dict, name: str, maps: np.ndarray, labels: list, classes: list[str] | None,
-                     want: list, endmembers: np.ndarray, options: dict, train: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Train generator ``name`` here on the generator's training maps and draw ``len(want)`` samples with the
-    synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
+                     want: list, endmembers: np.ndarray, options: dict, train: dict,
+                     brightness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Train generator ``name`` here on the generator's training maps (and their brightness s (N, H, W), when the
+    registered generator learned it: the baseline then generates s too and its cubes are mixed with it) and draw
+    ``len(want)`` samples with the synthetic store's labels: (cubes (n, C, H, W), abundances (n, k, H, W))."""
     from ubf_core.generators import TrainSettings, make_generator
     from ubf_core.synthesis.mixing import mix
 
     seed = int(params["seed"])
-    gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes, **options)
+    gen = make_generator(name, maps.shape[1], tuple(maps.shape[2:]), classes,
+                         **{**options, "brightness": brightness is not None})
     gen.to(pick_device(train.get("device", "auto"), f"evaluation.generators.{name}.train.device"))
-    gen.fit(maps, labels if classes else None, TrainSettings.from_params(train), seed=seed)
+    gen.fit(maps, labels if classes else None, TrainSettings.from_params(train), brightness=brightness, seed=seed)
     sampler = {}
     if name == "ddpm":
         from ubf_core.generators.ddpm import FAST_SAMPLER, FAST_SAMPLER_DEFAULT_STEPS
 
         sampler = {"sampler": FAST_SAMPLER, "steps": FAST_SAMPLER_DEFAULT_STEPS}
-    a = gen.sample(len(want), seed=seed, labels=want if classes else None,
-                   micro_batch=int(section(params, "synthesis")["micro_batch"]), **sampler)
-    return mix(a, endmembers), a
+    a, s = gen.sample_with_brightness(len(want), seed=seed, labels=want if classes else None,
+                                      micro_batch=int(section(params, "synthesis")["micro_batch"]), **sampler)
+    return mix(a, endmembers, brightness=s), a
 
 
 def realism(params: dict, candidates: dict, train_maps: np.ndarray, train_labels: list, heldout_cubes: np.ndarray,
@@ -143,6 +146,8 @@ class EvaluationInputs:
     maps: np.ndarray                  # the generator's training maps
     labels: list                      # their labels
     classes: list[str] | None         # the class names (None: unconditional)
+    brightness: np.ndarray | None     # the training maps' brightness s (N, H, W) when the generator learned it
+    synthetic_brightness: np.ndarray | None   # the synthetic store's generated s (n, H, W), when it has one
 
 
 @task(name="load-evaluation-inputs", cache_policy=NO_CACHE)
@@ -162,11 +167,12 @@ def load_evaluation_inputs(params: dict) -> EvaluationInputs:
     judged = judged_generator(params, dict(syn.attrs))      # checked before any work: its tags get the figures
     E, e_wl, _ = load_endmembers(params)
     check_grid(str(dataset_path(params, "endmembers")), e_wl, wl)
-    maps, labels, classes = generator_training_set(params)
+    data = generator_training_data(params)
     return EvaluationInputs(train_real, train_sources, heldout, heldout_scene_names(params), wl,
                             syn["reflectance"].values.astype(np.float32), syn["abundance"].values.astype(np.float32),
-                            [str(v) or None for v in syn["label"].values], dict(syn.attrs), judged, E, maps, labels,
-                            classes)
+                            [str(v) or None for v in syn["label"].values], dict(syn.attrs), judged, E, data.maps,
+                            data.labels, data.classes, data.brightness,
+                            syn["brightness"].values.astype(np.float32) if "brightness" in syn else None)
 
 
 @task(name="evaluation-candidates", cache_policy=NO_CACHE)
@@ -197,7 +203,7 @@ def evaluation_candidates(params: dict, inputs: EvaluationInputs) -> tuple[dict,
         train = dict(opts.pop("train", {}) or {})
         log.info("evaluate: training the %s baseline on %d maps (%s steps)", name, len(inputs.maps), train.get("steps"))
         cubes, a = baseline_samples(params, name, inputs.maps, inputs.labels, inputs.classes, inputs.want,
-                                    inputs.endmembers, opts, train)
+                                    inputs.endmembers, opts, train, inputs.brightness)
         candidates[name] = Candidate(cubes, a)
         roles[name] = f"baseline: {name} trained in this stage on the same maps, same labels"
     gm = ev["gmm"]
@@ -282,6 +288,11 @@ def record_evaluation(params: dict, inputs: EvaluationInputs, roles: dict, table
               "params_hash": params_hash(ev, params.get("heldout_sources"), params.get("seed")),
               "reconstruction": {k.removeprefix("val_"): v for k, v in reconstruction.items()},
               "roles": roles, "generation": table, "realism": realism_table}
+    if inputs.synthetic_brightness is not None and inputs.brightness is not None:   # generated s against training s
+        from ubf_core.metrics.distribution import brightness_log_distance
+
+        result["brightness_log_w1"] = brightness_log_distance(inputs.synthetic_brightness, inputs.brightness,
+                                                              seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         save_feature_net(net, Path(tmp) / "feature_net")
         result["run_id"] = track_stage(
@@ -290,7 +301,8 @@ def record_evaluation(params: dict, inputs: EvaluationInputs, roles: dict, table
                     "block": ev["block"], "pr_k": ev["pr_k"], "seed": seed,
                     "generator_version": attrs.get("generator_version"),
                     "unmixing_version": attrs.get("unmixing_version")},
-            metrics={**{f"{n}.{m}": v for n, row in table.items() for m, v in row.items()},
+            metrics={"brightness_log_w1": result.get("brightness_log_w1"),
+                     **{f"{n}.{m}": v for n, row in table.items() for m, v in row.items()},
                      **{f"realism.{kind}.{n}.{m}": v for kind in ("abundance", "hsi")
                         for n, row in realism_table[kind].items() for m, v in row.items()}},
             folders={"figures": figures, "feature_net": Path(tmp) / "feature_net"})

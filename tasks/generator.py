@@ -19,7 +19,7 @@ from ubf_core.config import params_hash, section
 from ubf_core.data.stores import open_store
 from ubf_core.devices import pick_device, resolve_autocast
 from ubf_core.errors import UBFInputError
-from ubf_core.metrics.distribution import abundance_histogram_distance
+from ubf_core.metrics.distribution import abundance_histogram_distance, brightness_log_distance
 
 
 def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -30,14 +30,15 @@ def load_endmembers(params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def render_samples(abundances: np.ndarray, endmembers: np.ndarray, wavelengths: np.ndarray, captions: list[str],
-                   path: Path) -> Path:
-    """Generated maps (n, k, H, W) mixed through the endmembers (C, k) and shown as RGB (650/550/450 nm)."""
+                   path: Path, brightness: np.ndarray | None = None) -> Path:
+    """Generated maps (n, k, H, W) mixed through the endmembers (C, k) (times their brightness s (n, H, W) when
+    given) and shown as RGB (650/550/450 nm)."""
     import xarray as xr
 
     from ubf_core.reporting.preview import hsi_patches_to_rgb, mosaic
     from ubf_core.synthesis.mixing import mix
 
-    cube = xr.DataArray(mix(abundances, endmembers), dims=("patch", "wavelength", "y", "x"),
+    cube = xr.DataArray(mix(abundances, endmembers, brightness=brightness), dims=("patch", "wavelength", "y", "x"),
                         coords={"wavelength": wavelengths})
     mosaic(hsi_patches_to_rgb(cube), captions, columns=min(8, len(captions)), scale=3).save(path)
     return path
@@ -60,12 +61,31 @@ def heldout_rgb_maps(params: dict) -> tuple[np.ndarray, np.ndarray]:
     return ds["abundance"].values.astype(np.float32), np.array([str(v) for v in ds["label"].values])
 
 
+@dataclass(frozen=True)
+class GeneratorTrainingSet:
+    """The generator's training set: maps (N, k, H, W) on the simplex, their labels (class name, or None for an
+    HSI map), the class list (None when unconditional) and the maps' brightness s (N, H, W) ≥ 0, dimensionless
+    (None when the generator does not learn it: ``generator.brightness``)."""
+
+    maps: np.ndarray
+    labels: list
+    classes: list[str] | None
+    brightness: np.ndarray | None = None
+
+
 def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | None]:
     """The generator's training maps (N, k, H, W), their labels (class or None) and the class list (None when
-    ``generator.conditional`` is off), from the abundance stores named in params. HSI maps of the scenes in
+    ``generator.conditional`` is off): :func:`generator_training_data` without the brightness."""
+    data = generator_training_data(params)
+    return data.maps, data.labels, data.classes
+
+
+def generator_training_data(params: dict) -> GeneratorTrainingSet:
+    """The generator's training set from the abundance stores named in params, with their ``brightness`` when
+    ``generator.brightness`` turns it on (auto: when the stores read hold it). HSI maps of the scenes in
     ``heldout_sources`` and RGB maps of the ``heldout_rgb_per_class`` held-out images are left out: evaluation and
     classification compare against them."""
-    from ubf_core.generators.training_data import training_set
+    from ubf_core.generators.training_data import training_set_with_brightness, use_brightness
 
     g = section(params, "generator")
     source = str(g["source"])
@@ -74,27 +94,33 @@ def generator_training_set(params: dict) -> tuple[np.ndarray, list, list[str] | 
     if hsi is not None:
         keep = ~np.isin([str(v) for v in hsi["source"].values], [str(s) for s in params.get("heldout_sources") or []])
         hsi = hsi.isel(patch=np.flatnonzero(keep))
-    maps, labels = training_set(source, None if rgb is None else rgb["abundance"].values,
-                                None if rgb is None else rgb["label"].values,
-                                None if hsi is None else hsi["abundance"].values,
-                                float(g["hsi_share"]), int(params["seed"]))
+    stores = {relative(params, dataset_path(params, name)): "brightness" in ds
+              for name, ds in (("abundance_rgb", rgb), ("abundance_hsi", hsi)) if ds is not None}
+    on = use_brightness(str(g["brightness"]), stores)
+    maps, labels, brightness = training_set_with_brightness(
+        source, None if rgb is None else rgb["abundance"].values, None if rgb is None else rgb["label"].values,
+        None if hsi is None else hsi["abundance"].values, float(g["hsi_share"]), int(params["seed"]),
+        rgb_brightness=rgb["brightness"].values if on and rgb is not None else None,
+        hsi_brightness=hsi["brightness"].values if on and hsi is not None else None, brightness=on)
     classes = None
     if bool(g["conditional"]):
         if rgb is None:
             raise UBFInputError("params.yaml", "generator.conditional needs class labels: use source rgb or both")
         classes = [str(c) for c in rgb.attrs.get("classes", sorted({lab for lab in labels if lab}))]
-    return maps, labels, classes
+    return GeneratorTrainingSet(maps, labels, classes, brightness)
 
 
 GENERATOR_MODEL_DESCRIPTION = (
     "UBF abundance generator: samples k abundance maps (k, H, W; non-negative, summing to 1 per pixel), optionally "
     "of a given scene class; synthesize mixes them through the endmembers (C, k) of the unmixing model version in "
-    "the version's tag unmixing_model_version into hyperspectral reflectance cubes (C, H, W). The generator kind "
-    "(ddpm, vae, gan) is in the training run's params. Load with tasks.registry.download_generator and "
+    "the version's tag unmixing_model_version into hyperspectral reflectance cubes (C, H, W); a generator with the "
+    "option brightness also generates each pixel's brightness s (H, W) > 0, and the cubes are s * E a. The "
+    "generator kind (ddpm, vae, gan) is in the training run's params. Load with tasks.registry.download_generator and "
     "ubf_core.generators.load_generator.")
 
 
-def generator_trained_on(params: dict, labels: list, classes: list[str] | None, unmixing_version) -> dict:
+def generator_trained_on(params: dict, labels: list, classes: list[str] | None, unmixing_version,
+                         brightness: bool = False) -> dict:
     """What a train_generator run learned from, for the registered version's description: the abundance stores
     its maps came from (``labels``: one per map, None for an HSI map) with their counts, the classes it is
     conditioned on and the unmixing model version whose abundances they are."""
@@ -109,20 +135,28 @@ def generator_trained_on(params: dict, labels: list, classes: list[str] | None, 
     if n_hsi:
         out["HSI abundances"] = f"{stores['abundance_hsi']} ({n_hsi} maps; held-out scenes left out: {held})"
     out["classes"] = f"{len(classes)} ({', '.join(classes)})" if classes else "none (unconditional)"
+    if brightness:
+        out["brightness"] = "generated: the per-pixel brightness s of the stores' brightness variable"
     out["unmixing model version"] = str(unmixing_version or "?")
     return out
 
 
 def initial_generator(params: dict, name: str, maps: np.ndarray, classes: list[str] | None, endmembers: np.ndarray,
-                      wavelengths: np.ndarray, pretrain: bool):
+                      wavelengths: np.ndarray, pretrain: bool, brightness: bool = False):
     """The generator a training run starts from: the checkpoint ``generator.checkpoint`` when
-    ``generator.init_from_checkpoint`` is on (checked against this run's model and endmembers), else a new one.
-    Returns (generator, the checkpoint's provenance or None)."""
+    ``generator.init_from_checkpoint`` is on (checked against this run's model, its ``brightness`` and endmembers),
+    else a new one (with the brightness channel when ``brightness``). Returns (generator, the checkpoint's
+    provenance or None)."""
     from ubf_core.generators import make_generator
     from ubf_core.generators.checkpoint import load_checkpoint
 
     g = section(params, "generator")
     options = dict(g["options"])
+    for key in ("brightness", "brightness_log_stats"):
+        if key in options:
+            raise UBFInputError(f"generator.options.{key}", "is not an option to set here: generator.brightness "
+                                                            "(auto | always | never) decides it")
+    options["brightness"] = bool(brightness)
     if pretrain and bool(g["init_from_checkpoint"]):
         raise UBFInputError("generator.init_from_checkpoint", "is on: pretrain_generator trains the checkpoint from "
                                                               "scratch; run it with the long profile "
@@ -153,6 +187,7 @@ class GeneratorInputs:
     endmembers: np.ndarray
     wavelength: np.ndarray
     endmember_attrs: dict
+    brightness: np.ndarray | None = None   # the maps' brightness s (N, H, W) when the generator learns it
 
     def unmixing_version(self) -> str:
         return str(self.endmember_attrs.get("model_version", ""))
@@ -160,13 +195,15 @@ class GeneratorInputs:
 
 @task(name="generator-inputs", cache_policy=NO_CACHE)
 def generator_inputs(params: dict) -> GeneratorInputs:
-    """The generator's training set (:func:`generator_training_set`) and the endmembers, checked to agree on k."""
-    maps, labels, classes = generator_training_set(params)
+    """The generator's training set (:func:`generator_training_data`, with the brightness s when
+    ``generator.brightness`` turns it on) and the endmembers, checked to agree on k."""
+    data = generator_training_data(params)
+    maps, labels, classes = data.maps, data.labels, data.classes
     E, wl, e_attrs = load_endmembers(params)
     if E.shape[1] != maps.shape[1]:
         raise UBFInputError(dataset_path(params, "endmembers"),
                             f"k = {E.shape[1]} but the abundance stores have k = {maps.shape[1]}")
-    return GeneratorInputs(maps, labels, classes, E, wl, e_attrs)
+    return GeneratorInputs(maps, labels, classes, E, wl, e_attrs, data.brightness)
 
 
 def _stage(pretrain: bool) -> str:
@@ -186,7 +223,7 @@ def fit_generator(params: dict, inputs: GeneratorInputs, pretrain: bool = False)
     seed = int(params["seed"])
     maps, classes = inputs.maps, inputs.classes
     gen, started_from = initial_generator(params, str(g["name"]), maps, classes, inputs.endmembers,
-                                          inputs.wavelength, pretrain)
+                                          inputs.wavelength, pretrain, brightness=inputs.brightness is not None)
     t = dict(g["train"])
     settings = TrainSettings.from_params(t)
     if settings.steps == 0 and started_from is None:
@@ -206,9 +243,11 @@ def fit_generator(params: dict, inputs: GeneratorInputs, pretrain: bool = False)
                          "started_from": json.dumps(started_from) if started_from else "scratch",
                          "device": device, "autocast": autocast})
         gen.to(device)
-        history = gen.fit(maps, inputs.labels if classes else None, settings, seed=seed,
-                          on_log=lambda step, rec: log_to_run(metrics={k: v for k, v in rec.items() if k != "step"},
-                                                              step=step))
+        history = gen.fit(maps, inputs.labels if classes else None, settings, brightness=inputs.brightness,
+                          seed=seed, on_log=lambda step, rec: log_to_run(
+                              metrics={k: v for k, v in rec.items() if k != "step"}, step=step))
+        if gen.brightness:   # [mean, std] of ln s the brightness channel is standardised with (set by the fit)
+            log_to_run(tags={"brightness_log_stats": json.dumps(gen.brightness_log_stats)})
         return gen, history, started_from, run.info.run_id
 
 
@@ -216,7 +255,8 @@ def fit_generator(params: dict, inputs: GeneratorInputs, pretrain: bool = False)
 def judge_generator(params: dict, gen, inputs: GeneratorInputs, history: list[dict], run_id: str) -> dict:
     """Sample the fitted generator (``generator.preview``: n per class, the sampler) and log to run ``run_id`` the
     quality figures (abundance-histogram distance and nearest-real spectral angle of unconditional samples, final
-    loss) and two grids rendered through the endmembers: samples_rgb.png and training_rgb.png. Returns the figures."""
+    loss; with brightness, the distance of the generated ln s to the training maps') and two grids rendered through
+    the endmembers (times s): samples_rgb.png and training_rgb.png. Returns the figures."""
     from ubf_core.generators.quality import nearest_real_angle_deg
     from ubf_core.synthesis.mixing import mix
 
@@ -229,19 +269,25 @@ def judge_generator(params: dict, gen, inputs: GeneratorInputs, history: list[di
     options = {"micro_batch": int(section(params, "synthesis")["micro_batch"])}
     if gen.name == "ddpm":
         options |= {"sampler": pv["sampler"], "steps": int(pv["steps"])}
-    samples = gen.sample(n, seed=seed, labels=want, **options)
-    uncond = gen.sample(n, seed=seed + 1, **options)
-    real = mix(maps[: min(len(maps), 64)], E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
-    fake = mix(uncond, E).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+    brightness = inputs.brightness
+    samples, samples_s = gen.sample_with_brightness(n, seed=seed, labels=want, **options)
+    uncond, uncond_s = gen.sample_with_brightness(n, seed=seed + 1, **options)
+    few = min(len(maps), 64)
+    real = mix(maps[:few], E, brightness=None if brightness is None else brightness[:few])
+    real = real.transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
+    fake = mix(uncond, E, brightness=uncond_s).transpose(0, 2, 3, 1).reshape(-1, E.shape[0])
     quality = {"hist_distance": abundance_histogram_distance(uncond, maps),
                "nearest_real_angle_deg": nearest_real_angle_deg(fake, real, max_generated=4096,
                                                                 max_real=16384, seed=seed),
                "final_loss": float(history[-1]["loss"]) if history else float("nan")}
+    if brightness is not None:
+        quality["brightness_log_w1"] = brightness_log_distance(uncond_s, brightness, seed=seed)
     with tempfile.TemporaryDirectory() as tmp, resume_run(run_id):
         tmp = Path(tmp)
         wl = inputs.wavelength
-        render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png")
-        render_samples(maps[:16], E, wl, [lab or "HSI" for lab in inputs.labels[:16]], tmp / "training_rgb.png")
+        render_samples(samples, E, wl, list(want) if want else ["sample"] * n, tmp / "samples_rgb.png", samples_s)
+        render_samples(maps[:16], E, wl, [lab or "HSI" for lab in inputs.labels[:16]], tmp / "training_rgb.png",
+                       None if brightness is None else brightness[:16])
         log_to_run(metrics=quality, files=[tmp / "samples_rgb.png", tmp / "training_rgb.png"])
     return quality
 
@@ -279,7 +325,8 @@ def register_generator(params: dict, gen, inputs: GeneratorInputs, quality: dict
                    tags={"run_id": run_id, "params_hash": p_hash, "unmixing_model_version": inputs.unmixing_version(),
                          "k": str(gen.k), "wavelength_nm": json.dumps([float(v) for v in inputs.wavelength])})
     describe_version(model_name, reg["version"], version_description(
-        generator_trained_on(params, inputs.labels, inputs.classes, inputs.unmixing_version()), p_hash,
+        generator_trained_on(params, inputs.labels, inputs.classes, inputs.unmixing_version(),
+                             inputs.brightness is not None), p_hash,
         {metric: quality[metric], **quality}, run_id), GENERATOR_MODEL_DESCRIPTION)
     steps = int(g["train"]["steps"])
     get_run_logger().info("generator %s on %d maps (%s, %d steps): %s = %.4f; version %d, champion %d", gen.name,
@@ -353,8 +400,8 @@ def resolve_synthesis_models(params: dict, generator_uri: str | None = None) -> 
                            None if model.nonlinear is None else mixing_record(model.nonlinear))
 
 
-BRIGHTNESS_WARNING = ("{uri} has a brightness term but the generator does not generate brightness yet: synthesis "
-                      "mixes every pixel with s = 1 (store attrs 'brightness')")
+BRIGHTNESS_WARNING = ("{uri} has a brightness term but the generator does not generate brightness (trained without "
+                      "it, generator.brightness): synthesis mixes every pixel with s = 1 (store attrs 'brightness')")
 
 
 def synthesis_transmission(models: SynthesisModels, units: str) -> np.ndarray | None:
@@ -386,6 +433,9 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
     if gen.k != E.shape[1]:
         raise UBFInputError(models.unmixing_uri, f"k = {E.shape[1]} endmembers but {models.generator_uri} "
                                                  f"generates k = {gen.k} maps")
+    if gen.brightness and not models.brightness:
+        raise UBFInputError(models.unmixing_uri, f"has no brightness term but {models.generator_uri} generates "
+                                                 f"brightness: not the unmixing model the generator learned from")
     labels = plan_labels(n, class_mix, gen.classes)
     options = {"micro_batch": s["micro_batch"] if micro_batch is None else micro_batch}
     if gen.name == "ddpm":
@@ -401,7 +451,8 @@ def synthesis_job(params: dict, models: SynthesisModels, gen, *, n: int, class_m
                         config={"generator": f"{models.generator_name}/{models.generator_version}",
                                 "unmixing": f"{models.unmixing_name}/{models.unmixing_version}"},
                         units=units, transmission=synthesis_transmission(models, units),
-                        brightness=models.brightness, mixing=models.mixing)
+                        brightness=models.brightness, mixing=models.mixing,
+                        generated_brightness=gen.brightness)
 
 
 @task(name="synthesize", tags=["cuda"])
@@ -429,7 +480,7 @@ def synthesize_task(params: dict, n: int | None = None, class_name: str | None =
         folder = download_generator(models.generator_version_uri, tmp)
         gen = load_generator(folder)
         job = synthesis_job(params, models, gen, n=n, class_mix=class_mix)
-        if job.brightness:
+        if job.unit_brightness:
             log.warning(BRIGHTNESS_WARNING.format(uri=models.unmixing_uri))
         labels = job.labels
         attrs = {**models.provenance(), "params_hash": params_hash(s, params.get("seed"))}

@@ -130,7 +130,7 @@ def plan_mass_synthesis(params: dict, n_samples: int | None = None, classes: dic
     gen = load_generator(gen_dir)
     job = synthesis_job(params, models, gen, n=n, class_mix=class_mix, seed=seed, sampler=sampler, steps=steps,
                         device=device, micro_batch=micro_batch)
-    if job.brightness:
+    if job.unit_brightness:
         from tasks.generator import BRIGHTNESS_WARNING
 
         log.warning(BRIGHTNESS_WARNING.format(uri=models.unmixing_uri))

@@ -116,7 +116,8 @@ def test_a_malformed_entry_is_one_line(entry, expected):
 def test_zarr_dims_match_the_stores_the_code_writes(tmp_path, catalog):
     """The abundance, endmember and synthesis stores as ubf_core writes them have the dims the catalogue gives
     (the HSI and RGB stores, written from per-scene parts by the prepare stages, are not checked here); the
-    abundance and endmember stores as a model with every decoder option writes them (brightness, transmission)."""
+    abundance and endmember stores as a model with every decoder option writes them (brightness, transmission), the
+    synthesis store as a generator with the brightness channel writes it."""
     import xarray as xr
 
     from ubf_core.data.stores import open_store, write_store
@@ -133,7 +134,7 @@ def test_zarr_dims_match_the_stores_the_code_writes(tmp_path, catalog):
                                   tmp_path / "e.zarr", dim="endmember"),
     }
     job = SynthesisJob(labels=np.array(["", ""]), seed=0, size=(4, 4), endmembers=np.zeros((4, 3)),
-                       wavelengths_nm=wl)
+                       wavelengths_nm=wl, brightness=True, generated_brightness=True)
     create_store(tmp_path / "s.zarr", job, block_size=2, k=3, attrs={})
     written["synthetic"] = tmp_path / "s.zarr"
     for name, path in written.items():

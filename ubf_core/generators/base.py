@@ -6,6 +6,14 @@ Implementations: :mod:`ubf_core.generators.ddpm` (diffusion on diffusers), :mod:
 :mod:`ubf_core.generators.gan`; :func:`ubf_core.generators.make_generator` picks one by name and
 :func:`ubf_core.generators.load_generator` restores any saved one.
 
+Brightness (option ``brightness=True``, all implementations): the model learns maps with one more channel, the
+per-pixel brightness s ≥ 0 (N, H, W) of the extended linear mixing model Ŷ = s·Ê·Â, given to ``fit`` as
+``brightness=`` and returned by :meth:`AbundanceGenerator.sample_with_brightness`. The networks see it as channel k
+(after the k abundance channels) in a standardised log space whose mean and spread of the training set are stored in
+the config (``brightness_log_stats``, set by the first ``fit``; see :mod:`ubf_core.generators.constraints`), so a
+saved model inverts it exactly. Without the option (the default) the networks, training and samples are those of a
+model that never had it.
+
 Class conditioning is the same for all: with ``classes`` given, the networks get a class embedding with
 ``len(classes) + 1`` rows, the last one meaning "no class"; training replaces a label by "no class" with probability
 ``p_uncond``, so unconditional sampling (``labels=None``) stays available on a conditional model.
@@ -24,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ubf_core.devices import AmpStep, resolve_autocast
 from ubf_core.errors import UBFInputError
+from ubf_core.generators.constraints import brightness_log_stats, to_brightness, to_brightness_space
 from ubf_core.generators.seeding import deterministic_torch, sample_generators
 from ubf_core.generators.training import TrainSettings, WeightEMA, dihedral, lr_factor
 
@@ -32,7 +41,7 @@ __all__ = ["AbundanceGenerator", "SIMPLEX_TOLERANCE", "SAVED_GENERATOR_FILE", "o
 SIMPLEX_TOLERANCE = 1e-3      # training maps must be ≥ −tol and sum to 1 ± tol at every pixel
 SAVED_GENERATOR_FILE = "generator.json"
 _FORMAT = "ubf-abundance-generator"
-_COMMON_DEFAULTS: dict[str, Any] = {"p_uncond": 0.1, "init_seed": 0}
+_COMMON_DEFAULTS: dict[str, Any] = {"p_uncond": 0.1, "init_seed": 0, "brightness": False, "brightness_log_stats": None}
 
 
 class AbundanceGenerator(abc.ABC):
@@ -40,7 +49,8 @@ class AbundanceGenerator(abc.ABC):
 
     Attributes: ``name`` (registry name: "ddpm", "vae", "gan"), ``k`` (number of endmembers), ``size`` (trained
     (H, W) in pixels), ``classes`` (class names, or None for an unconditional model), ``config`` (every option that
-    defines the model, JSON-able; ``make_generator(name, k, size, classes, **config)`` rebuilds it untrained).
+    defines the model, JSON-able; ``make_generator(name, k, size, classes, **config)`` rebuilds it untrained),
+    ``brightness`` (True: it also generates the per-pixel brightness s) and ``channels`` (k, or k + 1 with it).
     """
 
     name: ClassVar[str] = ""
@@ -66,6 +76,7 @@ class AbundanceGenerator(abc.ABC):
         self.config: dict[str, Any] = _jsonable({**known, **options})
         if not 0.0 <= float(self.config["p_uncond"]) < 1.0:
             raise UBFInputError(where, f"p_uncond must be in [0, 1), got {self.config['p_uncond']}")
+        _check_brightness_options(self.config, where)
         self._check_config()
         self._check_size(self.size, where)
         self.device = torch.device("cpu")
@@ -98,7 +109,9 @@ class AbundanceGenerator(abc.ABC):
     @abc.abstractmethod
     def _train_step(self, abundances: torch.Tensor, labels: torch.Tensor | None,
                     gen: torch.Generator) -> dict[str, float]:
-        """One optimisation step on a batch (B, k, H, W) with class indices (B,) (the "no class" index where
+        """One optimisation step on a batch (B, k, H, W) (a brightness model: (B, k + 1, H, W), channel k the
+        brightness in its standardised log space, :func:`~ubf_core.generators.constraints.to_brightness_space`)
+        with class indices (B,) (the "no class" index where
         dropped) or None; returns the batch's losses by name (always one called "loss").
 
         The forward pass and losses run under ``self._amp.autocast()`` (mixed precision on CUDA), the losses in
@@ -108,7 +121,8 @@ class AbundanceGenerator(abc.ABC):
     @abc.abstractmethod
     def _sample(self, n: int, size: tuple[int, int], labels: torch.Tensor | None,
                 generators: list[torch.Generator], progress: bool, **options) -> torch.Tensor:
-        """n abundance maps (n, k, H, W) on the simplex, computed as one batch (one micro-batch of
+        """n abundance maps (n, k, H, W) on the simplex (a brightness model: (n, k + 1, H, W), channel k the
+        brightness s ≥ 0, see :meth:`_with_brightness`), computed as one batch (one micro-batch of
         :meth:`sample`); sample j draws its randomness only from ``generators[j]``. The networks see the n
         samples in one call, on freshly allocated inputs (see :func:`own_copy`), so a sample's value depends
         only on its micro-batch (its own index and those of its group), never on how the caller split the run."""
@@ -119,6 +133,22 @@ class AbundanceGenerator(abc.ABC):
     def conditional(self) -> bool:
         """True when the model was built with classes."""
         return self.classes is not None
+
+    @property
+    def brightness(self) -> bool:
+        """True when the model generates the per-pixel brightness s beside the abundances."""
+        return bool(self.config["brightness"])
+
+    @property
+    def channels(self) -> int:
+        """Channels of the maps the networks see: k, plus one for the brightness."""
+        return self.k + (1 if self.brightness else 0)
+
+    @property
+    def brightness_log_stats(self) -> list[float]:
+        """[μ, σ] of ln s of the training set (the config's, set by the first ``fit``; [0, 1] before it)."""
+        stats = self.config["brightness_log_stats"]
+        return [0.0, 1.0] if stats is None else [float(v) for v in stats]
 
     @property
     def null_class(self) -> int | None:
@@ -133,14 +163,17 @@ class AbundanceGenerator(abc.ABC):
         return self
 
     def fit(self, abundances: np.ndarray, labels: np.ndarray | None = None,
-            settings: TrainSettings = TrainSettings(), *, seed: int = 0, progress: bool = True,
-            on_log: Callable[[int, dict], None] | None = None) -> list[dict]:
+            settings: TrainSettings = TrainSettings(), *, brightness: np.ndarray | None = None, seed: int = 0,
+            progress: bool = True, on_log: Callable[[int, dict], None] | None = None) -> list[dict]:
         """Train on abundance maps for ``settings.steps`` optimizer steps; returns the history.
 
         abundances: (N, k, H, W) float, non-negative and summing to one over k at every pixel (±1e-3), with
             (H, W) equal to ``size``.
         labels: (N,) class indices or class names (from ``classes``), or None for a map of no class (it trains
             the unconditional branch); required for a conditional model, refused by an unconditional one.
+        brightness: (N, H, W) float, the per-pixel brightness s ≥ 0 (dimensionless) of each map; required by a
+            brightness model, refused by one without. The first fit sets ``config["brightness_log_stats"]`` from
+            it (later fits, e.g. from a checkpoint, keep the model's).
         settings: steps, batch size, learning-rate warm-up and decay, weight EMA, augmentation
             (:class:`~ubf_core.generators.training.TrainSettings`); seed fixes the shuffling, the augmentation and
             every random draw of training.
@@ -156,6 +189,8 @@ class AbundanceGenerator(abc.ABC):
         if isinstance(labels, TrainSettings):
             raise UBFInputError(where, "TrainSettings given as labels: pass it as settings=…")
         x = self._check_abundances(abundances, where)
+        if not self.brightness and brightness is not None:
+            raise UBFInputError(where, "brightness given, but this model was built without it (brightness=False)")
         y = None
         if self.conditional:
             if labels is None:
@@ -165,6 +200,8 @@ class AbundanceGenerator(abc.ABC):
             raise UBFInputError(where, "labels given, but this model was built without classes")
         if not isinstance(settings, TrainSettings):
             raise UBFInputError(where, f"settings must be a TrainSettings, got {type(settings).__name__}")
+        if self.brightness:   # last check: the first fit takes the standardisation of ln s from these maps
+            x = torch.cat([x, self._brightness_channel(brightness, len(x), where)], dim=1)
         if settings.steps == 0:
             return []
         lr = self.default_lr if settings.lr is None else float(settings.lr)
@@ -216,7 +253,8 @@ class AbundanceGenerator(abc.ABC):
 
     def sample(self, n: int, size: tuple[int, int] | None = None, seed: int = 0, labels=None,
                start_index: int = 0, micro_batch: int = 1, **options) -> np.ndarray:
-        """n new abundance maps (n, k, H, W) float32, non-negative and summing to one over k at every pixel.
+        """n new abundance maps (n, k, H, W) float32, non-negative and summing to one over k at every pixel (a
+        brightness model's maps without their brightness: :meth:`sample_with_brightness` gives both).
 
         size: (H, W) in pixels, None for the trained ``size``.
         seed, start_index: sample j is a function of (seed, start_index + j) only, so one call with n maps equals
@@ -230,6 +268,14 @@ class AbundanceGenerator(abc.ABC):
         labels: None (unconditional), one class (name or index) for all maps, or n of them.
         options: the implementation's sampler options (``sample_options``) and ``progress`` (a progress bar).
         """
+        return self.sample_with_brightness(n, size, seed, labels, start_index, micro_batch, **options)[0]
+
+    def sample_with_brightness(self, n: int, size: tuple[int, int] | None = None, seed: int = 0, labels=None,
+                               start_index: int = 0, micro_batch: int = 1,
+                               **options) -> tuple[np.ndarray, np.ndarray | None]:
+        """(abundances (n, k, H, W) float32 on the simplex, brightness s (n, H, W) float32 > 0, dimensionless, or
+        None for a model without brightness); arguments as :meth:`sample`, the same draws (a sample's s comes
+        with its abundances, from the same seed)."""
         where = f"{self.name} generator.sample"
         n = _positive_int(n, where, "n (number of samples)")
         m = _positive_int(micro_batch, where, "micro_batch")
@@ -263,7 +309,10 @@ class AbundanceGenerator(abc.ABC):
                                  progress, **options).detach().to("cpu", torch.float32)
                     for a in tqdm(range(0, n, m), desc=f"{self.name} sampling", unit="micro-batch",
                                   disable=not progress or n <= m, leave=False)]
-        return torch.cat(maps).numpy()
+        out = torch.cat(maps).numpy()
+        if not self.brightness:
+            return out, None
+        return np.ascontiguousarray(out[:, :self.k]), np.ascontiguousarray(out[:, self.k])
 
     def save(self, path: str | Path) -> Path:
         """Write the model to the folder ``path`` (created): ``generator.json`` (name, k, size, classes, config)
@@ -307,6 +356,31 @@ class AbundanceGenerator(abc.ABC):
 
     # ----------------------------------------------------------------------------------------------------------
     # helpers for implementations
+    def _with_brightness(self, abundances: torch.Tensor, brightness_x: torch.Tensor | None) -> torch.Tensor:
+        """What ``_sample`` returns: abundances (n, k, H, W) as they are for a model without brightness; for a
+        brightness model with the channel x_s (n, 1, H, W) mapped back to s ≥ 0 appended as channel k."""
+        if not self.brightness:
+            return abundances
+        return torch.cat([abundances, to_brightness(brightness_x.float(), self.brightness_log_stats)[:, None]],
+                         dim=1)
+
+    def _brightness_channel(self, brightness, n: int, where: str) -> torch.Tensor:
+        """Training brightness (N, H, W) → the networks' channel x_s (N, 1, H, W) float32, after checking shape and
+        values; sets ``brightness_log_stats`` on the first fit."""
+        if brightness is None:
+            raise UBFInputError(where, "this model generates brightness (brightness=True): give brightness (N, H, W)")
+        s = np.asarray(brightness)
+        if s.shape != (n, *self.size):
+            raise UBFInputError(where, f"brightness must be (N, H, W) = {(n, *self.size)}, got {s.shape}")
+        if not np.issubdtype(s.dtype, np.floating):
+            raise UBFInputError(where, f"brightness must be floating point, got dtype {s.dtype}")
+        if not np.isfinite(s).all() or float(s.min()) < 0:
+            raise UBFInputError(where, "brightness must be finite and ≥ 0 at every pixel")
+        if self.config["brightness_log_stats"] is None:
+            self.config["brightness_log_stats"] = brightness_log_stats(s)
+        return to_brightness_space(torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32)),
+                                   self.brightness_log_stats)
+
     def _drop_labels(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Replace each label by the "no class" index with probability ``p_uncond`` (classifier-free training)."""
         drop = torch.rand(len(labels), generator=gen) < float(self.config["p_uncond"])
@@ -382,6 +456,19 @@ def own_memory(module: torch.nn.Module) -> torch.nn.Module:
                 if buffer is not None:
                     setattr(owner, name, own_copy(buffer))
     return module
+
+
+def _check_brightness_options(config: dict, where: str) -> None:
+    """``brightness`` must be a bool and ``brightness_log_stats`` None or [μ, σ] with σ > 0, both finite."""
+    if not isinstance(config["brightness"], bool):
+        raise UBFInputError(where, f"brightness must be true or false, got {config['brightness']!r}")
+    stats = config["brightness_log_stats"]
+    if stats is None:
+        return
+    ok = (isinstance(stats, list) and len(stats) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in stats))
+    if not ok or not stats[1] > 0:
+        raise UBFInputError(where, f"brightness_log_stats must be null or [mean, std > 0] of ln s, got {stats!r}")
 
 
 def _check_pair(size, where: str, what: str) -> tuple[int, int]:

@@ -59,7 +59,8 @@ def load_checkpoint(folder: str | Path, *, name: str, k: int, size: tuple[int, i
                     options: dict, endmembers: np.ndarray, wavelengths_nm: np.ndarray,
                     max_angle_deg: float) -> tuple[AbundanceGenerator, dict]:
     """The checkpoint's generator and its provenance, after checking that it is the model this run would build
-    (generator ``name``, ``k``, ``size`` (H, W), ``classes``, every option in ``options``) and that it learned the
+    (generator ``name``, ``k``, ``size`` (H, W), ``classes``, every option in ``options``, ``brightness``
+    among them: a model with the brightness channel and one without are different models) and that it learned the
     abundances of these ``endmembers`` (C, k) on these ``wavelengths_nm``: each endmember within ``max_angle_deg``
     degrees (spectral angle) of the checkpoint's. Any mismatch is a UBFInputError naming the folder.
 
@@ -81,6 +82,11 @@ def load_checkpoint(folder: str | Path, *, name: str, k: int, size: tuple[int, i
     for key, value in wanted.items():
         if found[key] != value:
             raise UBFInputError(folder, f"checkpoint {key} {found[key]} differs from this run's {value}")
+    if "brightness" in options and bool(options["brightness"]) != gen.brightness:
+        raise UBFInputError(folder, f"checkpoint {'generates' if gen.brightness else 'does not generate'} brightness "
+                                    f"but this run's {'does not' if gen.brightness else 'does'} (generator.brightness):"
+                                    f" another kind of model; pretrain one of this kind with the long profile or "
+                                    f"start from scratch (generator.init_from_checkpoint: false)")
     for key, value in options.items():
         if key in gen.config and gen.config[key] != _plain(value):
             raise UBFInputError(folder, f"checkpoint option {key} = {gen.config[key]!r} differs from this run's "

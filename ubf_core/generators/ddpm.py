@@ -19,10 +19,13 @@ benchmarks/generator_sampling.py). The UNet is CPU-sized by default
 
 Constraint modes (option ``constraint``, see :mod:`ubf_core.generators.constraints`): ``"softmax"`` diffuses
 x = 2A − 1, ``"hud"`` diffuses the scaled log-abundances Z = ln(A + ε); both end in a softmax over k, so every
-sample is non-negative and sums to one. The predicted clean sample x̂0 is clipped to [-1, 1] at each step
-(``clip_sample``) in the same way for the three samplers: the DDPM posterior mean uses the clipped x̂0, DDIM
-re-derives ε from it (``use_clipped_model_output``), DPM-Solver++ clips it through its thresholding with
-``sample_max_value=1``; so DDIM and DPM-Solver++ converge to the same ODE solution as their steps grow.
+sample is non-negative and sums to one. A brightness model (``brightness=True``) diffuses one more channel, the
+standardised ln s (:func:`~ubf_core.generators.constraints.to_brightness_space`, ±3σ of the training set on ±1),
+beside the k abundance channels, in the same UNet; its samples map back to s > 0 (clipping x̂0 bounds ln s to the
+training mean ± 3σ). The predicted clean sample x̂0 is clipped to [-1, 1] at each step (``clip_sample``) in the
+same way for the three samplers: the DDPM posterior mean uses the clipped x̂0, DDIM re-derives ε from it
+(``use_clipped_model_output``), DPM-Solver++ clips it through its thresholding with ``sample_max_value=1``; so
+DDIM and DPM-Solver++ converge to the same ODE solution as their steps grow.
 
 Classes: the UNet gets ``num_class_embeds = len(classes) + 1`` (the last = "no class"); labels are dropped with
 probability ``p_uncond`` in training; sampling with labels uses classifier-free guidance
@@ -67,7 +70,8 @@ class DDPMGenerator(AbundanceGenerator):
     prediction_type (PREDICTION_TYPES), num_train_timesteps, beta_schedule (BETA_SCHEDULES), beta_start, beta_end
     (linear and scaled_linear only), block_out_channels, layers_per_block, attention (self-attention at
     the lowest resolution and in the middle block), norm_num_groups (must divide every block_out_channels entry),
-    clip_sample, guidance_scale (default of ``sample``), p_uncond, init_seed.
+    clip_sample, guidance_scale (default of ``sample``), p_uncond, init_seed, brightness (one more channel: the
+    per-pixel brightness s) and brightness_log_stats (its standardisation, set by the first ``fit``).
     Sample options: sampler ("ddpm" | "ddim" | "dpm++" | "dpm++sde"), steps, guidance_scale, eta (DDIM only), progress.
     """
 
@@ -133,7 +137,7 @@ class DDPMGenerator(AbundanceGenerator):
         if c["attention"]:
             down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
         self.unet = UNet2DModel(
-            sample_size=list(self.size), in_channels=self.k, out_channels=self.k,
+            sample_size=list(self.size), in_channels=self.channels, out_channels=self.channels,
             block_out_channels=tuple(c["block_out_channels"]), layers_per_block=c["layers_per_block"],
             down_block_types=tuple(down), up_block_types=tuple(up), add_attention=bool(c["attention"]),
             norm_num_groups=c["norm_num_groups"],
@@ -169,8 +173,12 @@ class DDPMGenerator(AbundanceGenerator):
 
     def _train_step(self, abundances, labels, gen) -> dict[str, float]:
         """‖target − f_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t, class)‖² with t uniform in 0 … T−1; target ε, v or x0
-        (``prediction_type``)."""
-        x0 = to_diffusion_space(abundances, self.config["constraint"])
+        (``prediction_type``); a brightness model's channel k enters as it is (already standardised)."""
+        if self.brightness:
+            x0 = torch.cat([to_diffusion_space(abundances[:, :self.k], self.config["constraint"]),
+                            abundances[:, self.k:]], dim=1)
+        else:
+            x0 = to_diffusion_space(abundances, self.config["constraint"])
         noise = torch.randn(x0.shape, generator=gen).to(self.device)
         t = torch.randint(0, self.config["num_train_timesteps"], (len(x0),), generator=gen).to(self.device)
         noisy = self._train_scheduler.add_noise(x0, noise, t)
@@ -206,7 +214,7 @@ class DDPMGenerator(AbundanceGenerator):
 
         scheduler = self.scheduler(sampler)
         scheduler.set_timesteps(steps, device=self.device)
-        x = randn_tensor((n, self.k, *size), generator=generators, device=self.device, dtype=torch.float32)
+        x = randn_tensor((n, self.channels, *size), generator=generators, device=self.device, dtype=torch.float32)
         x = x * scheduler.init_noise_sigma
         step_kwargs = {"generator": generators}
         if sampler == "ddim":   # ε re-derived from the clipped x0, as in the DDPM posterior and DPM-Solver++
@@ -228,7 +236,9 @@ class DDPMGenerator(AbundanceGenerator):
                 out = self.unet(model_input, t, class_labels=labels).sample
             x = scheduler.step(out, t, x, **step_kwargs).prev_sample
         self.last_nfe = steps * (2 if guided else 1)
-        return to_abundances(x, self.config["constraint"])
+        if not self.brightness:
+            return to_abundances(x, self.config["constraint"])
+        return self._with_brightness(to_abundances(x[:, :self.k], self.config["constraint"]), x[:, self.k:])
 
     # ------------------------------------------------------------------------------------------------ storage
     def _save_weights(self, folder: Path) -> None:

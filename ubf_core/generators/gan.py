@@ -6,6 +6,10 @@ Generator: z ~ N(0, I) (latent_dim) ⊕ class embedding → :class:`~ubf_core.ge
 over k. Discriminator: spectrally normalised convolutions → hidden features h; score = w·h + ⟨embed(class), h⟩
 (a projection discriminator when classes are given). One discriminator and one generator step per batch, Adam with
 β = (0, 0.9). Sampling draws z per sample from its own generator and runs the generator one map at a time.
+
+A brightness model (``brightness=True``): the generator makes one more channel, the standardised ln s
+(:func:`~ubf_core.generators.constraints.to_brightness_space`, left unbounded), and the discriminator judges the
+k + 1 channels together.
 """
 
 from __future__ import annotations
@@ -25,16 +29,22 @@ _HIDDEN = 256
 
 class _Generator(nn.Module):
     def __init__(self, k: int, size: tuple[int, int], channels: int, levels: int, embedding: nn.Embedding | None,
-                 decoder_in: int):
+                 decoder_in: int, brightness: bool = False):
         super().__init__()
         self.embedding = embedding
-        self.decoder = ConvDecoder(decoder_in, k, size, channels, levels)
+        self.k = k
+        self.brightness = brightness
+        self.decoder = ConvDecoder(decoder_in, k + (1 if brightness else 0), size, channels, levels)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """z (B, latent_dim), labels (B,) or None → abundances (B, k, H, W) on the simplex."""
+        """z (B, latent_dim), labels (B,) or None → abundances (B, k, H, W) on the simplex (with brightness: and
+        the standardised ln s as channel k)."""
         if self.embedding is not None:
             z = torch.cat([z, self.embedding(labels)], dim=1)
-        return torch.softmax(self.decoder(z), dim=1)
+        if not self.brightness:
+            return torch.softmax(self.decoder(z), dim=1)
+        out = self.decoder(z)
+        return torch.cat([torch.softmax(out[:, :self.k], dim=1), out[:, self.k:]], dim=1)
 
 
 class _Discriminator(nn.Module):
@@ -64,8 +74,8 @@ class GANGenerator(LatentConvGenerator):
     def _build(self) -> None:
         c = self.config
         self.generator = _Generator(self.k, self.size, c["channels"], c["levels"], self._class_embedding(),
-                                    self._decoder_input_dim()).eval()
-        self.discriminator = _Discriminator(self.k, self.size, c["channels"], c["levels"],
+                                    self._decoder_input_dim(), self.brightness).eval()
+        self.discriminator = _Discriminator(self.channels, self.size, c["channels"], c["levels"],
                                             None if self.classes is None else len(self.classes) + 1).eval()
 
     def networks(self) -> dict[str, nn.Module]:
@@ -91,4 +101,5 @@ class GANGenerator(LatentConvGenerator):
 
     def _sample(self, n, size, labels, generators, progress, temperature: float = 1.0) -> torch.Tensor:
         z, y = self._latents(generators, temperature), self._sample_labels(n, labels)
-        return self.generator(own_copy(z), y)
+        out = self.generator(own_copy(z), y)
+        return out if not self.brightness else self._with_brightness(out[:, :self.k], out[:, self.k:])

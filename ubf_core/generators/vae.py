@@ -6,6 +6,10 @@ Encoder q(z | A, class): convolutions → (μ, log σ²) of a latent vector z (l
 (−Σ_{k,y,x} A·ln Â + β·KL(q ‖ N(0, I))) / (H·W), the reconstruction term being the cross-entropy of the abundance
 vectors. Sampling decodes z ~ temperature·N(0, I), drawn per sample from its own generator, one map per decoder
 call (so a sample does not depend on the others of the call).
+
+A brightness model (``brightness=True``) encodes and decodes one more channel, the standardised ln s
+(:func:`~ubf_core.generators.constraints.to_brightness_space`); its reconstruction term adds a unit-variance
+Gaussian negative log-likelihood of ln s in units of the training σ: ½·Σ_{y,x} (c·(x_s − x̂_s))², c = 3.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import nn
 from ubf_core.devices import adam
 from ubf_core.errors import UBFInputError
 from ubf_core.generators.base import own_copy
+from ubf_core.generators.constraints import BRIGHTNESS_SPREAD
 from ubf_core.generators.conv import ConvDecoder, ConvEncoder, LatentConvGenerator
 
 __all__ = ["VAEGenerator"]
@@ -26,6 +31,7 @@ class _VAENet(nn.Module):
 
     def __init__(self, k: int, size: tuple[int, int], channels: int, levels: int, latent_dim: int,
                  embedding: nn.Embedding | None, decoder_in: int):
+        """k: map channels (the abundances, plus one for a brightness model)."""
         super().__init__()
         self.encoder = ConvEncoder(k, size, channels, levels)
         self.embedding = embedding
@@ -42,7 +48,7 @@ class _VAENet(nn.Module):
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """(B, latent_dim) → abundance logits (B, k, H, W)."""
+        """(B, latent_dim) → abundance logits (B, k, H, W) (a brightness model: and x̂_s as channel k)."""
         return self.decoder(self._with_class(z, labels))
 
 
@@ -61,8 +67,8 @@ class VAEGenerator(LatentConvGenerator):
 
     def _build(self) -> None:
         c = self.config
-        self.net = _VAENet(self.k, self.size, c["channels"], c["levels"], c["latent_dim"], self._class_embedding(),
-                           self._decoder_input_dim()).eval()
+        self.net = _VAENet(self.channels, self.size, c["channels"], c["levels"], c["latent_dim"],
+                           self._class_embedding(), self._decoder_input_dim()).eval()
 
     def networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
@@ -75,9 +81,16 @@ class VAEGenerator(LatentConvGenerator):
         with self._amp.autocast():
             mu, logvar = (v.float() for v in self.net.encode(abundances, labels))   # float32: exp(logvar) ≤ e^20
             z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen).to(self.device)
-            log_probs = torch.log_softmax(self.net.decode(z, labels).float(), dim=1)
             pixels = abundances.shape[2] * abundances.shape[3]
-            recon = -(abundances * log_probs).sum(dim=(1, 2, 3)).mean() / pixels
+            if self.brightness:
+                out, k = self.net.decode(z, labels).float(), self.k
+                log_probs = torch.log_softmax(out[:, :k], dim=1)
+                recon = (-(abundances[:, :k] * log_probs).sum(dim=(1, 2, 3)).mean()
+                         + 0.5 * (BRIGHTNESS_SPREAD * (abundances[:, k:] - out[:, k:])).pow(2).sum(dim=(1, 2, 3)).mean()
+                         ) / pixels
+            else:
+                log_probs = torch.log_softmax(self.net.decode(z, labels).float(), dim=1)
+                recon = -(abundances * log_probs).sum(dim=(1, 2, 3)).mean() / pixels
             kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean() / pixels
             loss = recon + float(self.config["beta"]) * kl
         self._amp.step(loss, self._optimizer, max_norm=1.0, parameters=self.net.parameters())
@@ -85,4 +98,7 @@ class VAEGenerator(LatentConvGenerator):
 
     def _sample(self, n, size, labels, generators, progress, temperature: float = 1.0) -> torch.Tensor:
         z, y = self._latents(generators, temperature), self._sample_labels(n, labels)
-        return torch.softmax(self.net.decode(own_copy(z), y), dim=1)
+        if not self.brightness:
+            return torch.softmax(self.net.decode(own_copy(z), y), dim=1)
+        out = self.net.decode(own_copy(z), y)
+        return self._with_brightness(torch.softmax(out[:, :self.k], dim=1), out[:, self.k:])

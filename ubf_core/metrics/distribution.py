@@ -19,6 +19,8 @@ unpaired samples. Inputs are numpy arrays; results are Python floats (or tuples/
 * :func:`sum_to_one_residual` checks abundances ``(n, k, H, W)`` against the simplex.
 * :func:`abundance_histogram_distance` compares two sets of abundance maps ``(n, k, H, W)`` by their per-endmember
   histograms (:func:`abundance_histograms`).
+* :func:`brightness_log_distance` compares two sets of brightness maps s ``(n, H, W)`` (the per-pixel scale of
+  extended linear mixing) by the 1-D Wasserstein distance of their ln s.
 
 Nearest-neighbour searches are done in chunks on both sides (``chunk`` rows of each set at a time), so the full
 N×M similarity or distance matrix is never held: memory is the two input matrices plus one ``chunk × chunk`` block
@@ -36,7 +38,8 @@ import torch
 from ubf_core.errors import UBFInputError
 
 __all__ = ["point_fidelity", "block_diversity", "frechet_distance", "kernel_inception_distance",
-           "precision_recall", "sum_to_one_residual", "abundance_histograms", "abundance_histogram_distance"]
+           "precision_recall", "sum_to_one_residual", "abundance_histograms", "abundance_histogram_distance",
+           "brightness_log_distance"]
 
 _EPS = 1e-12
 
@@ -340,3 +343,29 @@ def abundance_histogram_distance(a, b, bins: int = 20) -> float:
         raise UBFInputError(_HIST_WHERE, f"abundances with k = {pa.shape[0]} and k = {pb.shape[0]} cannot be "
                                          f"compared")
     return float(np.mean(0.5 * np.abs(pa - pb).sum(axis=1)))
+
+
+_BRIGHTNESS_WHERE = "brightness_log_distance"
+_LOG_FLOOR = 1e-6      # s below it counts as it in the logarithm (s = 0 would be −∞)
+
+
+def brightness_log_distance(a, b, max_pixels: int = 65536, seed: int = 0, quantiles: int = 1001) -> float:
+    """1-D Wasserstein distance W1 between the distributions of ln s over the pixels of two sets of brightness maps
+    ``a`` and ``b`` (n, H, W), s ≥ 0 dimensionless (floored at 1e-6 before the logarithm): the mean absolute gap
+    between their ``quantiles`` quantiles, each set first subsampled to at most ``max_pixels`` pixels (seeded).
+
+    In units of ln s: 0 for identical distributions, ln 2 ≈ 0.69 when every pixel of one set is twice as bright.
+    """
+    out = []
+    rng = np.random.default_rng(seed)
+    for name, x in (("a", a), ("b", b)):
+        v = np.asarray(x, dtype=np.float64).ravel()
+        if v.size == 0:
+            raise UBFInputError(_BRIGHTNESS_WHERE, f"{name} holds no pixels")
+        _finite(v, _BRIGHTNESS_WHERE, name)
+        if v.min() < 0:
+            raise UBFInputError(_BRIGHTNESS_WHERE, f"{name} holds negative brightness (min {v.min():.4g})")
+        if v.size > max_pixels:
+            v = v[rng.choice(v.size, max_pixels, replace=False)]
+        out.append(np.quantile(np.log(np.maximum(v, _LOG_FLOOR)), np.linspace(0.0, 1.0, quantiles)))
+    return float(np.mean(np.abs(out[0] - out[1])))

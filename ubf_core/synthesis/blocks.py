@@ -92,6 +92,9 @@ def plan_blocks(job: SynthesisJob, generator_dir: str | Path, out: str | Path, *
             return plan(partial=None, block_size=block_size, todo=(), total=0)
     gen = _cached_generator(str(generator_dir))
     k = int(gen.k)
+    if bool(gen.brightness) != bool(job.generated_brightness):
+        raise UBFInputError(generator_dir, f"the generator {'makes' if gen.brightness else 'does not make'} brightness"
+                                           f" but the job's generated_brightness is {job.generated_brightness}")
     if job.endmembers.shape[1] != k:
         raise UBFInputError("endmembers", f"k = {job.endmembers.shape[1]} but the generator {generator_dir} "
                                           f"makes k = {k} abundance maps")
@@ -150,16 +153,21 @@ def run_block(store: str | Path, generator_dir: str | Path, block: int, block_si
     torch.set_num_threads(int(threads))
     try:
         with mixed_precision(job.device):
-            abundance = gen.sample(b - a, size=tuple(job.size), seed=int(job.seed), start_index=a,
-                                   labels=list(labels) if conditional else None, **dict(job.sampler or {}))
+            abundance, brightness = gen.sample_with_brightness(b - a, size=tuple(job.size), seed=int(job.seed),
+                                                               start_index=a,
+                                                               labels=list(labels) if conditional else None,
+                                                               **dict(job.sampler or {}))
     finally:
         torch.set_num_threads(before)
-    # s = 1 for a brightness model: the generator makes abundances only (store attrs "brightness" say so)
+    # a generator without brightness beside a brightness unmixing model: s = 1 (the store attrs "brightness" say so)
     transmission = job.transmission if job.units == "radiance" else None
-    reflectance = add_noise(mix(abundance, job.endmembers, transmission=transmission, mixing=job.mixing),
+    reflectance = add_noise(mix(abundance, job.endmembers, brightness=brightness, transmission=transmission,
+                                mixing=job.mixing),
                             job.snr_db, job.seeds[a:b])
     group = zarr.open_group(Path(store), mode="r+")
     group["abundance"][a:b] = abundance.astype(np.float32)
+    if brightness is not None:
+        group["brightness"][a:b] = brightness.astype(np.float32)
     group["reflectance"][a:b] = reflectance
     group["block_done"][block] = 1  # last: a block is done only when all its arrays are written
     return block

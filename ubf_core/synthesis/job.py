@@ -61,8 +61,15 @@ class SynthesisJob:
     device: str = "cpu"           # where the generator runs (GPU and CPU kernels round differently)
     units: str = "reflectance"    # reflectance | radiance (then × transmission)
     transmission: np.ndarray | None = None   # (C,) the unmixing model's solar-atmosphere factor t, for radiance
-    brightness: bool = False      # the unmixing model has a brightness term s (the generator does not make it yet)
+    brightness: bool = False      # the unmixing model has a brightness term s
     mixing: Mapping | None = None  # mixing neural: the decoder's NeuralMixing (mixing.mixing_record); None: linear
+    generated_brightness: bool = False   # the generator makes s (n, H, W) too: stored and mixed (Ŷ' = s·Ê·Â')
+
+    @property
+    def unit_brightness(self) -> bool:
+        """True when the unmixing model has a brightness term but the generator does not make s: every pixel is
+        mixed with s = 1 (the store attrs and a warning say so)."""
+        return self.brightness and not self.generated_brightness
 
     @property
     def n(self) -> int:
@@ -96,10 +103,16 @@ class SynthesisJob:
             h.update(json.dumps(dict(self.mixing["config"]), sort_keys=True).encode())
             for key in sorted(self.mixing["state"]):
                 h.update(key.encode() + np.ascontiguousarray(self.mixing["state"][key], dtype=np.float32).tobytes())
+        if self.generated_brightness:
+            h.update(b"generated_brightness")
         return h.hexdigest()[:16]
 
     def check_units(self) -> None:
-        """``units`` must be reflectance or radiance, and radiance needs ``transmission`` (C,)."""
+        """``units`` must be reflectance or radiance, and radiance needs ``transmission`` (C,); a generated
+        brightness needs an unmixing model with the brightness term."""
+        if self.generated_brightness and not self.brightness:
+            raise UBFInputError("synthesis", "the generator makes brightness but the unmixing model has no brightness "
+                                             "term: they are not the pair the generator was trained with")
         if self.units not in ("reflectance", "radiance"):
             raise UBFInputError("synthesis.units", f"{self.units!r} unknown; use reflectance or radiance")
         if self.units == "radiance" and (self.transmission is None

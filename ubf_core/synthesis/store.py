@@ -9,8 +9,11 @@ A Zarr v3 store:
 - coordinates ``wavelength`` (nm), ``label`` (class name, "" when unconditional) and ``seed`` (the sample's own
   seed, derived from the base seed and the sample index) along ``sample``;
 - ``block_done`` (block,) uint8: 1 once every array of the block is written;
-- attrs ``units`` (reflectance | radiance) and ``brightness``: ``none`` (the unmixing model has no brightness term)
-  or ``1`` (it has one, but the generator does not generate s yet: every pixel is mixed with s = 1).
+- ``brightness`` (sample, y, x) float32, dimensionless, > 0 — only when the generator makes it: the generated
+  per-pixel scale s each pixel was mixed with (Ŷ' = s·Ê·Â');
+- attrs ``units`` (reflectance | radiance) and ``brightness``: ``none`` (the unmixing model has no brightness term),
+  ``generated`` (the generator makes s: the ``brightness`` variable) or ``1`` (the unmixing model has the term but
+  the generator does not make s: every pixel is mixed with s = 1).
 
 One chunk along ``sample`` per block. The store is built under a hidden ``.<name>.partial`` folder beside the output
 (:func:`partial_path`); the output path appears only when every block is done (:func:`finish_store`, a rename).
@@ -32,8 +35,17 @@ from ubf_core.errors import UBFInputError
 from ubf_core.synthesis.job import SynthesisJob
 
 
-BRIGHTNESS_NOTE = ("1: the unmixing model has a brightness term but the generator does not generate it yet; every "
+BRIGHTNESS_NOTE = ("1: the unmixing model has a brightness term but the generator does not generate it; every "
                    "pixel is mixed with s = 1")
+GENERATED_BRIGHTNESS_NOTE = ("generated: the generator makes the brightness s of every pixel (variable brightness), "
+                             "mixed as s * E a")
+
+
+def brightness_note(job: SynthesisJob) -> str:
+    """The store attribute ``brightness`` of ``job``: none, generated, or the s = 1 note."""
+    if job.generated_brightness:
+        return GENERATED_BRIGHTNESS_NOTE
+    return BRIGHTNESS_NOTE if job.brightness else "none"
 
 
 def blocks(n: int, block_size: int) -> list[tuple[int, int]]:
@@ -66,9 +78,13 @@ def create_store(path: Path, job: SynthesisJob, block_size: int, k: int, attrs: 
         attrs={**attrs, "config_hash": job.config_hash(), "block_size": int(block_size), "n": job.n,
                "base_seed": int(job.seed), "snr_db": "none" if job.snr_db is None else float(job.snr_db),
                "sampler": json.dumps(dict(job.sampler or {}), sort_keys=True), "complete": False,
-               "units": job.units, "brightness": BRIGHTNESS_NOTE if job.brightness else "none"})
+               "units": job.units, "brightness": brightness_note(job)})
     enc = {"reflectance": {"chunks": (block_size, c, h, w)}, "abundance": {"chunks": (block_size, k, h, w)},
            "block_done": {"chunks": (1,)}}
+    if job.generated_brightness:
+        ds["brightness"] = (("sample", "y", "x"), da.zeros((n, h, w), dtype=np.float32, chunks=(block_size, h, w)),
+                            {"long_name": "brightness scale s of reflectance = s * E a", "units": "1"})
+        enc["brightness"] = {"chunks": (block_size, h, w)}
     ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3, encoding=enc, compute=False)
     import zarr
 
