@@ -34,13 +34,18 @@ from ubf_core.unmixing.inputs import three_band
 from ubf_core.unmixing.saved import SAVED_FORMAT
 
 
+def _cie1931(params: dict, u: dict):
+    """The CIE 1931 observer (data/spectra, or ``unmixing.cie_path`` where a profile sets it)."""
+    return load_cie1931(resolve(params, u.get("cie_path", "data/spectra/ciexyz31_1.csv")))
+
+
 def _response(params: dict, u: dict):
     """The spectral response for rendered 3-band inputs (None for band selection)."""
     if u["three_band"] != "render":
         return None
     what = str(u["render_response"])
     if what == "cie1931":
-        return load_cie1931(resolve(params, u.get("cie_path", "data/spectra/ciexyz31_1.csv")))
+        return _cie1931(params, u)
     return load_camera_response(resolve(params, u.get("camspec_path", "data/spectra/camspec_database.txt")),
                                 what.removeprefix("camera:"))
 
@@ -160,9 +165,7 @@ def fit_unmixing_network(params: dict, inputs: UnmixingInputs):
                               units=inputs.units, sensors=inputs.sensors, sources=inputs.sources,
                               fixed_endmembers=None if lib is None else lib.reflectance,
                               endmember_names=None if lib is None else list(lib.names),
-                              colour_response=(load_cie1931(resolve(params, u.get("cie_path",
-                                                                                   "data/spectra/ciexyz31_1.csv")))
-                                               if s.hsv > 0 else None))
+                              colour_response=_cie1931(params, u) if s.hsv > 0 else None)
         if lib is not None:
             fitted.model.meta["library"] = {k_: v for k_, v in lib.record().items() if k_ != "library_names"}
         if fitted.atmosphere.warning:
