@@ -35,7 +35,6 @@ convolutions), so any H, W ≥ 1 works.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ubf_core.errors import UBFInputError
+from ubf_core.unmixing.checks import check_maps, positive_int
 from ubf_core.unmixing.nonlinear import NeuralMixing
 
 __all__ = [
@@ -68,34 +68,6 @@ MIXING = ("linear", "neural")
 MIXING_OPTIONS = ("order", "downsample", "hidden", "features", "n_freq")
 #: learned: Ê a trained parameter; fixed: Ê a given matrix (library spectra), never trained.
 ENDMEMBER_KINDS = ("learned", "fixed")
-
-
-def _positive_int(value: Any, where: str, name: str) -> int:
-    """``value`` as an int ≥ 1 (Python or NumPy integers; bools and floats are refused)."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise UBFInputError(where, f"{name} must be a positive integer, got {value!r}") from None
-    if value < 1:
-        raise UBFInputError(where, f"{name} must be a positive integer, got {value}")
-    return value
-
-
-def _check_image(x: Any, where: str, channels: int, name: str) -> torch.Tensor:
-    """``x`` must be a floating (N, channels, H, W) tensor with H, W ≥ 1."""
-    if not isinstance(x, torch.Tensor):
-        raise UBFInputError(where, f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise UBFInputError(where, f"{name} must have shape (N, {channels}, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] != channels:
-        raise UBFInputError(where, f"{name} must have {channels} channels (dim 1), got shape {tuple(x.shape)}")
-    if x.shape[2] < 1 or x.shape[3] < 1:
-        raise UBFInputError(where, f"{name} must have H, W >= 1, got shape {tuple(x.shape)}")
-    if not torch.is_floating_point(x):
-        raise UBFInputError(where, f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
 
 
 def _conv3(in_ch: int, out_ch: int) -> nn.Conv2d:
@@ -124,9 +96,9 @@ class RSABlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, reduction: int = 4):
         super().__init__()
         where = "RSABlock"
-        self.in_ch = _positive_int(in_ch, where, "in_ch")
-        self.out_ch = _positive_int(out_ch, where, "out_ch")
-        self.reduction = _positive_int(reduction, where, "reduction")
+        self.in_ch = positive_int(in_ch, where, "in_ch")
+        self.out_ch = positive_int(out_ch, where, "out_ch")
+        self.reduction = positive_int(reduction, where, "reduction")
         hidden = max(self.out_ch // self.reduction, 4)
         # spatial block
         self.spatial = nn.Sequential(_conv3(self.in_ch, self.out_ch), nn.ReLU(inplace=True),
@@ -163,12 +135,12 @@ class UnmixingEncoder(nn.Module):
                  widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4, brightness: bool = False):
         super().__init__()
         where = "UnmixingEncoder"
-        self.k = _positive_int(k, where, "k")
-        self.in_channels = _positive_int(in_channels, where, "in_channels")
-        self.stem_channels = _positive_int(stem, where, "stem")
+        self.k = positive_int(k, where, "k")
+        self.in_channels = positive_int(in_channels, where, "in_channels")
+        self.stem_channels = positive_int(stem, where, "stem")
         if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) == 0:
             raise UBFInputError(where, f"widths must be a non-empty sequence of positive integers, got {widths!r}")
-        self.widths = tuple(_positive_int(w, where, "each of widths") for w in widths)
+        self.widths = tuple(positive_int(w, where, "each of widths") for w in widths)
         self.stem = _conv3(self.in_channels, self.stem_channels)
         chans = (self.stem_channels, *self.widths)
         self.blocks = nn.Sequential(*(RSABlock(a, b, reduction) for a, b in zip(chans[:-1], chans[1:])))
@@ -181,7 +153,7 @@ class UnmixingEncoder(nn.Module):
             nn.init.zeros_(self.brightness_head.bias)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        x = _check_image(x, "UnmixingEncoder input", self.in_channels, "the 3-band image")
+        x = check_maps(x, "UnmixingEncoder input", "the 3-band image", self.in_channels, empty_batch=True)
         return self.blocks(self.stem(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,8 +207,8 @@ class LinearMixingDecoder(nn.Module):
                  atmosphere: Sequence[str] = ()):
         super().__init__()
         where = "LinearMixingDecoder"
-        self.k = _positive_int(k, where, "k")
-        self.n_bands = _positive_int(n_bands, where, "n_bands")
+        self.k = positive_int(k, where, "k")
+        self.n_bands = positive_int(n_bands, where, "n_bands")
         self.nonnegative = bool(nonnegative)
         if endmembers not in ENDMEMBER_KINDS:
             raise UBFInputError(where, f"endmembers must be one of {', '.join(ENDMEMBER_KINDS)}, got {endmembers!r}")
@@ -303,7 +275,7 @@ class LinearMixingDecoder(nn.Module):
         Computed in the wider of the abundances' and the endmembers' dtypes, with mixed precision
         (``torch.autocast``) switched off: under autocast the float32 endmembers still mix in float32.
         """
-        A = _check_image(abundances, "LinearMixingDecoder input", self.k, "abundances")
+        A = check_maps(abundances, "LinearMixingDecoder input", "abundances", self.k, empty_batch=True)
         with torch.autocast(A.device.type, enabled=False):
             E = self.endmembers()
             dtype = torch.promote_types(A.dtype, E.dtype)

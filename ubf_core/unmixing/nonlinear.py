@@ -52,14 +52,13 @@ reflectance units of the endmembers; the context in its own units (abundances: f
 from __future__ import annotations
 
 import math
-import operator
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ubf_core.errors import UBFInputError
+from ubf_core.unmixing.checks import check_maps, int_at_least
 
 __all__ = ["NeuralMixing", "positional_encoding", "MIXING_BOUND", "LEAKY_SLOPE"]
 
@@ -76,34 +75,6 @@ _CONFIG_KEYS = ("n_bands", "context_channels", "order", "downsample", "hidden", 
 _REQUIRED_KEYS = ("n_bands", "context_channels", "order", "downsample")
 
 
-def _int_at_least(value: Any, minimum: int, where: str, name: str) -> int:
-    """``value`` as an int ≥ ``minimum`` (Python or NumPy integers; bools and floats are refused)."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise UBFInputError(where, f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise UBFInputError(where, f"{name} must be an integer >= {minimum}, got {value}")
-    return value
-
-
-def _check_maps(x: Any, where: str, name: str, channels: int) -> torch.Tensor:
-    """``x`` must be a floating (N, channels, H, W) tensor with N, H, W ≥ 1."""
-    if not isinstance(x, torch.Tensor):
-        raise UBFInputError(where, f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise UBFInputError(where, f"{name} must have shape (N, {channels}, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] != channels:
-        raise UBFInputError(where, f"{name} must have {channels} channels (dim 1), got shape {tuple(x.shape)}")
-    if min(x.shape[0], x.shape[2], x.shape[3]) < 1:
-        raise UBFInputError(where, f"{name} must have N, H, W >= 1, got shape {tuple(x.shape)}")
-    if not torch.is_floating_point(x):
-        raise UBFInputError(where, f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
 def positional_encoding(downsample: int, n_freq: int, dtype: torch.dtype = torch.float32,
                         device: torch.device | str | None = None) -> torch.Tensor:
     """Eq. 7 for the D×D positions of a tile: (D·D, 4·n_freq), row ``r·D + c`` for tile row r, column c.
@@ -111,8 +82,8 @@ def positional_encoding(downsample: int, n_freq: int, dtype: torch.dtype = torch
     Columns per frequency j < n_freq: ``sin(2^j π x), cos(2^j π x), sin(2^j π y), cos(2^j π y)`` with
     ``x = (c + ½)/D``, ``y = (r + ½)/D`` in (0, 1). Dimensionless. n_freq = 0 gives a (D·D, 0) tensor.
     """
-    d = _int_at_least(downsample, 1, "positional_encoding", "downsample")
-    n = _int_at_least(n_freq, 0, "positional_encoding", "n_freq")
+    d = int_at_least(downsample, 1, "positional_encoding", "downsample")
+    n = int_at_least(n_freq, 0, "positional_encoding", "n_freq")
     centre = (torch.arange(d, dtype=torch.float64) + 0.5) / d
     y, x = torch.meshgrid(centre, centre, indexing="ij")             # (D, D) each
     x, y = x.reshape(-1, 1), y.reshape(-1, 1)                          # (D·D, 1)
@@ -154,14 +125,14 @@ class NeuralMixing(nn.Module):
                  features: int = 32, n_freq: int | None = None):
         super().__init__()
         where = "NeuralMixing"
-        self.n_bands = _int_at_least(n_bands, 1, where, "n_bands")
-        self.context_channels = _int_at_least(context_channels, 1, where, "context_channels")
-        self.order = _int_at_least(order, 0, where, "order")
-        self.downsample = _int_at_least(downsample, 1, where, "downsample")
-        self.hidden = _int_at_least(hidden, 1, where, "hidden")
-        self.features = _int_at_least(features, 1, where, "features")
+        self.n_bands = int_at_least(n_bands, 1, where, "n_bands")
+        self.context_channels = int_at_least(context_channels, 1, where, "context_channels")
+        self.order = int_at_least(order, 0, where, "order")
+        self.downsample = int_at_least(downsample, 1, where, "downsample")
+        self.hidden = int_at_least(hidden, 1, where, "hidden")
+        self.features = int_at_least(features, 1, where, "features")
         self.n_freq = (math.ceil(math.log2(self.downsample)) if n_freq is None
-                       else _int_at_least(n_freq, 0, where, "n_freq"))
+                       else int_at_least(n_freq, 0, where, "n_freq"))
         self.mlp_inputs = 4 * self.n_freq + self.context_channels
         #: (fan_in, fan_out) of the three layers of each MLP
         self.layers = ((self.mlp_inputs, self.hidden), (self.hidden, self.hidden), (self.hidden, self.n_bands))
@@ -224,7 +195,7 @@ class NeuralMixing(nn.Module):
         ``context``: (N, F, H, W) floating. Empty list for order 0. Computed in the module's dtype (float32 unless
         it was converted), whatever the context's.
         """
-        ctx = _check_maps(context, "NeuralMixing context", "the context map", self.context_channels)
+        ctx = check_maps(context, "NeuralMixing context", "the context map", self.context_channels)
         if self.order == 0:
             return []
         ctx = ctx.to(self.head.weight.dtype)
@@ -264,8 +235,8 @@ class NeuralMixing(nn.Module):
 
         Order 0 returns ``linear_mixture`` itself. ``context`` must have the same N, H, W as ``linear_mixture``.
         """
-        lin = _check_maps(linear_mixture, "NeuralMixing linear_mixture", "the linear mixture", self.n_bands)
-        ctx = _check_maps(context, "NeuralMixing context", "the context map", self.context_channels)
+        lin = check_maps(linear_mixture, "NeuralMixing linear_mixture", "the linear mixture", self.n_bands)
+        ctx = check_maps(context, "NeuralMixing context", "the context map", self.context_channels)
         if (ctx.shape[0], *ctx.shape[2:]) != (lin.shape[0], *lin.shape[2:]):
             raise UBFInputError("NeuralMixing context", f"the context map {tuple(ctx.shape)} must have the N, H, W "
                                                         f"of the linear mixture {tuple(lin.shape)}")
