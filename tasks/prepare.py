@@ -31,10 +31,11 @@ def prepare_hsi(params: dict) -> dict:
     grid = SpectralGrid.from_params(grid_p)
     out = dataset_path(params, "hsi")
     attrs = {"params_hash": params_hash(grid_p, hsi, patch_p), "seed": params.get("seed")}
+    spec = PatchSpec.from_params(patch_p)   # a bad patch param stops here, before the cluster starts
     with dask_client(**_dask_options(params)) as client, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = prepare_hsi_store(
-            sources, grid, PatchSpec.from_params(patch_p), out, client=client,
+            sources, grid, spec, out, client=client,
             tolerance_nm=float(grid_p["coverage_tolerance_nm"]), max_nan_fraction=float(hsi["max_nan_fraction"]),
             on_rejected=str(hsi["on_rejected"]), attrs=attrs, base_dir=root)
     for w in caught:
@@ -59,10 +60,10 @@ def prepare_rgb(params: dict) -> dict:
         skipped[str(w.message).split(": ", 1)[0]] = str(w.message).split(": ", 1)[-1]
     out = dataset_path(params, "rgb")
     attrs = {"params_hash": params_hash(rgb, patch_p), "seed": params.get("seed")}
+    spec = PatchSpec.from_params({**patch_p, "stride": rgb["stride"] or patch_p["stride"]})
     with dask_client(**_dask_options(params)) as client:
         summary = prepare_rgb_store(
-            images, folder, PatchSpec.from_params({**patch_p, "stride": rgb["stride"] or patch_p["stride"]}),
-            out, client=client, mode=str(rgb["mode"]), resample=str(rgb["resample"]),
+            images, folder, spec, out, client=client, mode=str(rgb["mode"]), resample=str(rgb["resample"]),
             resize_to=rgb["resize_to"], images_per_task=int(rgb["images_per_task"]),
             attrs=attrs, skipped=skipped, base_dir=resolve(params, "."))
     log.info("wrote %s: %d patches from %d images (%d skipped)", out, summary.n_patches, len(images), len(skipped))

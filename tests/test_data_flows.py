@@ -102,3 +102,19 @@ def test_patch_larger_than_a_scene_is_an_error(prefect_engine, tmp_path):
     with pytest.raises(UBFInputError, match=r"salton-sea: patch size 64 is larger than the scene \(51×56"):
         prepare_hsi(str(params))
     assert not (tmp_path / "stores/hsi.zarr").exists()
+
+
+@pytest.mark.parametrize("bad", [0, 2.5])
+def test_shard_size_not_a_whole_number_of_patches_is_an_error(prefect_engine, tmp_path, bad):
+    """patch.shard_patches 0 (no patch per shard) or 2.5 (not whole): a one-line error naming the param, before any
+    data is read; nothing written."""
+    from flows.prepare_hsi import prepare_hsi
+    from flows.prepare_rgb import prepare_rgb
+    from ubf_core.errors import UBFInputError
+
+    params = _project(tmp_path, lambda p: p["patch"].update(shard_patches=bad))
+    for flow in (prepare_hsi, prepare_rgb):
+        with pytest.raises(UBFInputError, match=r"patch\.shard_patches") as err:
+            flow(str(params))
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "stores").exists() or not any((tmp_path / "stores").iterdir())

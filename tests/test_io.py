@@ -427,6 +427,56 @@ def test_raster_bad_files(tmp_path, salton_cube):
     np.testing.assert_array_equal(cube["wavelength"].values, salton_cube["wavelength"].values)
 
 
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+@pytest.mark.parametrize("dtype", ["<f4", ">i2"])
+def test_a_block_of_rows_reads_what_the_whole_scene_holds(tmp_path, interleave, dtype):
+    """read_hsi(rows=...) of an ENVI file (any interleave, big-endian int16 with scale and nodata, float32 with inf)
+    and of a GeoTIFF reads those rows alone and gives the whole scene's values there; other formats slice."""
+    from ubf_core.io.hsi import row_reader_shape
+
+    rng = np.random.default_rng(5)
+    raw = (rng.random((6, 9, 7)) * 1000).astype(dtype)          # bands, rows, cols
+    raw[2, 4, 3] = -9999 if raw.dtype.kind == "i" else np.inf
+    order = {"bsq": (0, 1, 2), "bil": (1, 0, 2), "bip": (1, 2, 0)}[interleave]
+    np.ascontiguousarray(raw.transpose(order)).tofile(tmp_path / "c.img")
+    (tmp_path / "c.hdr").write_text(
+        f"ENVI\nsamples = 7\nlines = 9\nbands = 6\nheader offset = 0\nfile type = ENVI Standard\n"
+        f"data type = {4 if dtype == '<f4' else 2}\ninterleave = {interleave}\nbyte order = {int(dtype[0] == '>')}\n"
+        f"wavelength units = Nanometers\nwavelength = {{400, 410, 420, 430, 440, 450}}\n"
+        f"data ignore value = -9999\nreflectance scale factor = 10000\n")
+    source = HSISource("c", tmp_path / "c.hdr")
+    assert row_reader_shape(source) == (6, 9, 7, np.dtype(dtype).itemsize)
+    whole = read_hsi(source)
+    assert np.isnan(whole.values[2, 4, 3]) and np.isfinite(whole.values).sum() == whole.size - 1
+    for rows in [(0, 9), (3, 5), (8, 9)]:
+        part = read_hsi(source, rows=rows)
+        xr.testing.assert_identical(part, whole.isel(y=slice(*rows)))
+    write_geotiff(whole, tmp_path / "c.tif")
+    tif = HSISource("t", tmp_path / "c.tif")
+    assert row_reader_shape(tif) == (6, 9, 7, 4)
+    np.testing.assert_array_equal(read_hsi(tif, rows=(2, 6)).values, read_hsi(tif).values[:, 2:6])
+    mat = HSISource.from_params("salton", EMBEDDED_SPECS["salton_sea"], REPO)
+    assert row_reader_shape(mat) is None
+    np.testing.assert_array_equal(read_hsi(mat, rows=(5, 9)).values, read_hsi(mat).values[:, 5:9])
+
+
+def test_to_reflectance_in_place_equals_the_copy():
+    from ubf_core.io import to_reflectance
+
+    rng = np.random.default_rng(2)
+    raw = rng.random((4, 5, 6), dtype=np.float32)
+    raw[1, 2, 3], raw[2, 0, 0], raw[3, 4, 5] = np.inf, -7.0, np.nan
+    for scale, nodata in [(1.0, None), (1e-4, -7.0), (2.5, [-7.0, 1e30])]:
+        copy = to_reflectance(raw, scale, nodata)
+        mine = raw.copy()
+        same = to_reflectance(mine, scale, nodata, in_place=True)
+        assert same is mine and copy is not raw
+        np.testing.assert_array_equal(same, copy)
+        assert np.isnan(copy[1, 2, 3]) and np.isnan(copy[3, 4, 5]) and np.isnan(copy[2, 0, 0]) == (nodata is not None)
+    ints = rng.integers(0, 100, (4, 5, 6)).astype(np.int16)
+    assert to_reflectance(ints, 1.0, in_place=True).dtype == np.float32   # another dtype: a new array
+
+
 def test_geotiff_metadata_forms(tmp_path):
     """Wavelengths from an ENVI-domain list (µm, unsorted, with sort: true) and from band descriptions; nodata."""
     import rasterio

@@ -125,34 +125,80 @@ def test_params_hash_and_checksum(tmp_path):
     assert file_checksum(tmp_path / "d") != before
 
 
-def test_parts_are_assembled_by_moving_their_chunks(tmp_path):
-    """write_store_from_parts: three parts (3, 0-fill and 2 patches) become the store that writing their
-    concatenation gives, chunk for chunk, with their chunk files moved (the parts end empty), a zero patch (no
-    chunk file) included; a part written with other codecs is refused and nothing appears."""
-    import os
+def _write_patch_store(tmp_path, name, store, layout, ranges):
+    """Write ``store``'s reflectance as the prepare tasks do: each (start, stop) range by its own
+    write_patch_chunks call, then finish_patch_store; returns the store's path."""
+    from ubf_core.data.stores import finish_patch_store, replace_path, write_patch_chunks
 
-    from ubf_core.data.stores import to_zarr_per_element, write_store_from_parts
+    chunks, target = tmp_path / f"{name}.chunks", tmp_path / f"{name}.staged"
+    pending = {}
+    data = store["reflectance"].values
+    for a, b in ranges:
+        pending.update(write_patch_chunks(data[a:b], a, chunks, layout))
+    finish_patch_store(store.drop_vars("reflectance"), "reflectance", store["reflectance"].dims, data.shape,
+                       data.dtype, {"units": "1"}, layout, chunks, pending, target)
+    replace_path(target, tmp_path / name)
+    return tmp_path / name
 
-    whole = _store(n=6)
-    whole["reflectance"][3] = 0.0            # may be left unwritten as the fill value: still a zero patch
-    whole = whole.assign_coords(source=("patch", np.array(list("aaabbb"), dtype=object)))
-    parts = []
-    for i, (a, b) in enumerate([(0, 3), (3, 4), (4, 6)]):
-        parts.append(tmp_path / f"part-{i}.zarr")
-        to_zarr_per_element(whole.isel(patch=slice(a, b)), parts[-1])
-    out = write_store_from_parts(parts, tmp_path / "s.zarr", {"kind": "test"})
-    np.testing.assert_array_equal(out["reflectance"].values, whole["reflectance"].values)
-    assert list(out["source"].values) == list("aaabbb") and out.attrs["kind"] == "test"
-    assert out["reflectance"].data.chunksize == (1, 5, 4, 4)
-    for part in parts:
-        assert not any(f.is_file() for f in (part / "reflectance").rglob("c/**/*"))
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("part-")) == ["s.zarr"]
 
-    raw = tmp_path / "raw.zarr"
-    whole.isel(patch=slice(0, 2)).to_zarr(raw, zarr_format=3, consolidated=False,
-                                          encoding={"reflectance": {"chunks": (1, 5, 4, 4), "compressors": None}})
-    again = tmp_path / "again.zarr"
-    to_zarr_per_element(whole.isel(patch=slice(0, 2)), again)
-    with pytest.raises(UBFInputError, match="raw.zarr: reflectance: written with other chunk settings"):
-        write_store_from_parts([again, raw], tmp_path / "t.zarr", {})
-    assert not (tmp_path / "t.zarr").exists() and len(os.listdir(again / "reflectance" / "c")) == 2
+@pytest.mark.parametrize("codec", ["none", "blosc-lz4", "zstd"])
+@pytest.mark.parametrize("shard", [1, 3, 64])
+def test_patch_chunks_are_the_files_zarr_writes(tmp_path, codec, shard):
+    """write_patch_chunks + finish_patch_store, from ranges that split shards (10 patches: 4, 1, 0 and 5), give the
+    store xarray/Zarr write with the same encoding: same values, byte for byte the same chunk and shard files; one
+    patch per Dask chunk when opened, one file per shard."""
+    from ubf_core.data.stores import PatchLayout
+
+    layout = PatchLayout(shard, codec)
+    store = _store(n=10)
+    path = _write_patch_store(tmp_path, "s.zarr", store, layout, [(0, 4), (4, 5), (5, 5), (5, 10)])
+    ref = tmp_path / "ref.zarr"
+    store.assign(reflectance=store["reflectance"].assign_attrs(units="1")).to_zarr(
+        ref, zarr_format=3, consolidated=False, encoding={"reflectance": layout.encoding(store["reflectance"].shape)})
+    ds = open_store(path)
+    xr.testing.assert_identical(ds.compute(), xr.open_zarr(ref, consolidated=False).compute())
+    assert ds["reflectance"].data.chunksize == (1, 5, 4, 4)
+    files = sorted(f.relative_to(path) for f in path.rglob("*") if f.is_file())
+    assert files == sorted(f.relative_to(ref) for f in ref.rglob("*") if f.is_file())
+    for f in files:
+        if f.parts[0] == "reflectance" and f.name != "zarr.json":
+            assert (path / f).read_bytes() == (ref / f).read_bytes(), f
+    assert len(list((path / "reflectance" / "c").iterdir())) == -(-10 // shard)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("s.")] == ["s.zarr"]   # chunk folder moved in
+
+
+def test_one_patch_read_from_a_sharded_store(tmp_path):
+    """Patch k of the sharded store (64 patches per file, last shard partial) reads the same values as from the
+    store with a file per patch, and alone: Zarr reads the shard's index and that patch's byte range."""
+    from ubf_core.data.stores import PatchLayout
+
+    store = _store(n=70, bands=7)
+    one = open_store(_write_patch_store(tmp_path, "one.zarr", store, PatchLayout(1), [(0, 70)]))
+    sharded = open_store(_write_patch_store(tmp_path, "sharded.zarr", store, PatchLayout(64), [(0, 30), (30, 70)]))
+    assert len(list((tmp_path / "sharded.zarr" / "reflectance" / "c").iterdir())) == 2
+    for k in (0, 31, 63, 64, 69):
+        np.testing.assert_array_equal(sharded["reflectance"][k].values, one["reflectance"][k].values)
+        np.testing.assert_array_equal(sharded["reflectance"][k].values, store["reflectance"][k].values)
+    # a patch is read and decoded alone: with patch 0's bytes in shard 0 garbled, patch 1 still reads
+    shard0 = tmp_path / "sharded.zarr" / "reflectance" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(shard0.read_bytes())
+    data[:16] = b"\xff" * 16
+    shard0.write_bytes(bytes(data))
+    lazy = xr.open_dataset(tmp_path / "sharded.zarr", engine="zarr", consolidated=False, chunks=None)
+    np.testing.assert_array_equal(lazy["reflectance"][1].values, store["reflectance"][1].values)
+    with pytest.raises(Exception):
+        lazy["reflectance"][0].values
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "64", None])
+def test_shard_patches_must_be_a_whole_number_of_patches(bad):
+    from ubf_core.data.stores import PatchLayout
+
+    for make in (lambda: PatchSpec(32, 16, shard_patches=bad),
+                 lambda: PatchSpec.from_params({"size": 32, "stride": 16, "shard_patches": bad}),
+                 lambda: PatchLayout(bad)):
+        with pytest.raises(UBFInputError) as err:
+            make()
+        assert str(err.value).startswith("params.yaml: patch.shard_patches must be a whole number of patches")
+        assert "\n" not in str(err.value) and repr(bad) in str(err.value)
+    assert PatchSpec(32, 16, shard_patches=np.int64(8)).shard_patches == 8

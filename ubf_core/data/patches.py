@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ubf_core.data.stores import check_shard_patches
 from ubf_core.errors import UBFInputError
 
 _RESAMPLE = {
@@ -22,21 +23,33 @@ class PatchSpec:
     """Square patches of ``size`` pixels taken every ``stride`` pixels.
 
     ``cover_edges`` adds a last row/column of origins flush with the far edge, so no pixel is left out;
-    ``max_nan_pixels`` is how many NaN pixels a patch may hold before it is dropped.
+    ``max_nan_pixels`` is how many NaN pixels a patch may hold before it is dropped; ``shard_patches`` is how many
+    consecutive patches the stores keep in one shard file (1: one file per patch; see
+    :class:`ubf_core.data.stores.PatchLayout`). A ``shard_patches`` that is not a whole number of patches (≥ 1) is a
+    one-line UBFInputError naming ``patch.shard_patches``.
     """
 
     size: int
     stride: int
     cover_edges: bool = True
     max_nan_pixels: int = 0
+    shard_patches: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shard_patches", check_shard_patches(self.shard_patches))
 
     @classmethod
     def from_params(cls, d: dict) -> "PatchSpec":
         spec = cls(int(d["size"]), int(d.get("stride", d["size"])), bool(d.get("cover_edges", True)),
-                   int(d.get("max_nan_pixels", 0)))
+                   int(d.get("max_nan_pixels", 0)), d.get("shard_patches", 1))
         if spec.size < 1 or spec.stride < 1:
             raise UBFInputError("params.yaml", f"patch size and stride must be positive, got {spec.size}, {spec.stride}")
         return spec
+
+
+def axis_origins(length: int, size: int, stride: int, cover_edges: bool) -> list[int]:
+    """Patch starts along one axis of ``length`` pixels (the rows or the columns of :func:`patch_origins`)."""
+    return _axis_origins(length, size, stride, cover_edges)
 
 
 def _axis_origins(length: int, size: int, stride: int, cover_edges: bool) -> list[int]:

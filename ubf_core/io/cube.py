@@ -27,3 +27,4 @@ class RawCube:
     bbl: np.ndarray | None = None             # ENVI-style bad-band list (0 = bad)
     nodata: float | None = None
     scale: float | None = None                # a scale the file declares (ENVI/GDAL), used when the spec has none
+    owned: bool = False                       # ``data`` is the reader's own array: it may be converted in place

@@ -22,7 +22,7 @@ from ubf_core.errors import UBFInputError, describe_error
 from ubf_core.io.cave import read_cave_raw
 from ubf_core.io.cube import RawCube
 from ubf_core.io.matfile import load_mat_arrays, read_mat_raw, read_mat_variables
-from ubf_core.io.raster import read_envi_raw, read_geotiff_raw
+from ubf_core.io.raster import envi_shape, geotiff_shape, read_envi_raw, read_geotiff_raw
 from ubf_core.io.source import AxisSpec, HSISource
 
 _UNIT_TEXT = {"um": "µm", "nm": "nm"}
@@ -41,24 +41,35 @@ def _sentinel(dtype: np.dtype, nodata: float):
     return None
 
 
-def to_reflectance(raw: np.ndarray, scale: float, nodata: float | list[float] | None = None) -> np.ndarray:
+def to_reflectance(raw: np.ndarray, scale: float, nodata: float | list[float] | None = None,
+                   in_place: bool = False) -> np.ndarray:
     """float32 copy of ``raw × scale`` (computed per band in float64); non-finite values and ``nodata`` → NaN.
 
-    ``nodata`` (one value or several) is compared with the raw values, before scaling.
+    ``nodata`` (one value or several) is compared with the raw values, before scaling. ``in_place``: ``raw`` is a
+    private array that may be overwritten; when it is float32 and C-contiguous it is converted in place and
+    returned (no copy of the cube).
     """
     if nodata is None:
         nodata = []
     elif not isinstance(nodata, (list, tuple)):
         nodata = [nodata]
     sentinels = [s for s in (_sentinel(raw.dtype, v) for v in nodata) if s is not None]
-    out = np.empty(raw.shape, dtype=np.float32)
+    reuse = (in_place and raw.dtype == np.float32 and raw.flags.c_contiguous and raw.flags.writeable)
+    out = raw if reuse else np.empty(raw.shape, dtype=np.float32)
+    finite = np.empty(raw.shape[1:], dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(raw.shape[0]):
-            band = raw[i]
-            out[i] = band.astype(np.float64) * scale if scale != 1.0 else band
-            for sentinel in sentinels:
-                out[i][band == sentinel] = np.nan
-    out[~np.isfinite(out)] = np.nan
+        for i in range(raw.shape[0]):   # band by band: the temporaries stay small
+            band, dst = raw[i], out[i]
+            nodata_mask = [band == sentinel for sentinel in sentinels]   # before ``band`` may be overwritten
+            if scale != 1.0:
+                dst[...] = band.astype(np.float64) * scale
+            elif dst is not band:
+                dst[...] = band
+            for mask in nodata_mask:
+                dst[mask] = np.nan
+            np.isfinite(dst, out=finite)   # ±inf (given, or from the scale) becomes NaN
+            if not finite.all():
+                dst[~finite] = np.nan
     return out
 
 
@@ -244,7 +255,8 @@ def assemble(source: HSISource, raw: RawCube, path: Path) -> xr.DataArray:
     bad = _bad_bands(source, raw, path, n_bands)
 
     scale = source.scale if source.scale is not None else (raw.scale if raw.scale is not None else 1.0)
-    data = to_reflectance(raw.data, scale, [v for v in (source.nodata, raw.nodata) if v is not None])
+    data = to_reflectance(raw.data, scale, [v for v in (source.nodata, raw.nodata) if v is not None],
+                          in_place=raw.owned)
 
     sorted_bands = False
     drop = _first_decrease(wavelengths)
@@ -272,8 +284,12 @@ def assemble(source: HSISource, raw: RawCube, path: Path) -> xr.DataArray:
 
 # ---------------------------------------------------------------------------------------------------------- entry
 
-def read_hsi(source: HSISource) -> xr.DataArray:
-    """Read a data set described by ``source`` into a reflectance cube (see the module docstring)."""
+def read_hsi(source: HSISource, rows: tuple[int, int] | None = None) -> xr.DataArray:
+    """Read a data set described by ``source`` into a reflectance cube (see the module docstring).
+
+    ``rows`` (start, stop): only those rows of the scene. ENVI and GeoTIFF read just their bytes (see
+    :func:`row_reader_shape`); the other formats read the whole scene and keep the rows.
+    """
     if not isinstance(source, HSISource):
         raise TypeError(f"read_hsi expects an HSISource, got {type(source).__name__}")
     path = Path(source.path)
@@ -284,7 +300,21 @@ def read_hsi(source: HSISource) -> xr.DataArray:
     elif source.format == "mat":
         raw = read_mat_raw(source)
     elif source.format == "geotiff":
-        raw = read_geotiff_raw(path)
+        raw = read_geotiff_raw(path, rows)
+        rows = None
     else:
-        raw, path = read_envi_raw(path)
+        raw, path = read_envi_raw(path, rows)
+        rows = None
+    if rows is not None:
+        raw.data = raw.data[:, rows[0]:rows[1]]
     return assemble(source, raw, path)
+
+
+def row_reader_shape(source: HSISource) -> tuple[int, int, int, int] | None:
+    """(bands, rows, cols, bytes per raw value) of a scene whose reader reads a block of rows alone (ENVI and
+    GeoTIFF, from the header), so that several tasks can share a large scene; None for the other formats and for a
+    file that is not there (reading it says so)."""
+    path = Path(source.path)
+    if source.format not in ("envi", "geotiff") or not path.exists():
+        return None
+    return geotiff_shape(path) if source.format == "geotiff" else envi_shape(path)

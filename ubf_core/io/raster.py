@@ -55,16 +55,19 @@ def _lookup(tags: dict, key: str) -> str | None:
 
 # ------------------------------------------------------------------------------------------------------- GeoTIFF
 
-def read_geotiff_raw(path: Path) -> RawCube:
-    """Raw bands of a GeoTIFF plus the band centres, fwhm, bad-band list, nodata and scale it declares."""
+def read_geotiff_raw(path: Path, rows: tuple[int, int] | None = None) -> RawCube:
+    """Raw bands of a GeoTIFF (only rows ``[start, stop)`` when given) plus the band centres, fwhm, bad-band list,
+    nodata and scale it declares."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.windows import Window
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as ds:
-                data = ds.read()
+                window = None if rows is None else Window(0, rows[0], ds.width, rows[1] - rows[0])
+                data = ds.read(window=window)
                 band_tags = [ds.tags(i) for i in range(1, ds.count + 1)]
                 tags = ds.tags()
                 envi = ds.tags(ns="ENVI")
@@ -78,7 +81,8 @@ def read_geotiff_raw(path: Path) -> RawCube:
         raise UBFInputError(path, f"cannot read the GeoTIFF, not a raster or damaged ({describe_error(err)})") from None
     if driver != "GTiff":
         raise UBFInputError(path, f"not a GeoTIFF (GDAL reads it as {driver})")
-    raw = RawCube(data=data, format="geotiff", variables={}, nodata=None if nodata is None else float(nodata))
+    raw = RawCube(data=data, format="geotiff", variables={}, nodata=None if nodata is None else float(nodata),
+                  owned=True)
     n = data.shape[0]
 
     units_text = (_lookup(band_tags[0], "wavelength_units") if band_tags else None) or \
@@ -117,6 +121,20 @@ def read_geotiff_raw(path: Path) -> RawCube:
     if declared:
         raw.scale = float(declared.pop())
     return raw
+
+
+def geotiff_shape(path: Path) -> tuple[int, int, int, int]:
+    """(bands, rows, cols, bytes per value) of a GeoTIFF, from its header."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                return ds.count, ds.height, ds.width, max(np.dtype(d).itemsize for d in ds.dtypes)
+    except Exception as err:  # noqa: BLE001 - rasterio/GDAL raise many types for damaged files
+        raise UBFInputError(path, f"cannot read the GeoTIFF, not a raster or damaged ({describe_error(err)})") from None
 
 
 def _check_cube(cube, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
@@ -222,8 +240,9 @@ def _envi_pair(path: Path) -> tuple[Path, Path]:
     raise UBFInputError(path, f"no ENVI header beside the data file (looked for {path.with_suffix('.hdr').name})")
 
 
-def read_envi_raw(path: Path) -> tuple[RawCube, Path]:
-    """Raw bands of an ENVI file (BSQ/BIL/BIP) plus what its header says; returns the cube and the header path."""
+def _envi_layout(path: Path) -> dict:
+    """What an ENVI header says about its data file: header and data paths, the header's keys, samples, lines,
+    bands, dtype, header offset and interleave (checked against the data file's size)."""
     header_path, data_path = _envi_pair(path)
     h = read_envi_header(header_path)
 
@@ -254,6 +273,49 @@ def read_envi_raw(path: Path) -> tuple[RawCube, Path]:
     if size < need:
         raise UBFInputError(data_path, f"truncated: the header describes {need} bytes ({bands} bands of {lines}×"
                                        f"{samples} {dtype.name}), the file has {size}")
+    return {"header_path": header_path, "data_path": data_path, "header": h, "samples": samples, "lines": lines,
+            "bands": bands, "dtype": dtype, "offset": offset, "interleave": interleave}
+
+
+def envi_shape(path: Path) -> tuple[int, int, int, int]:
+    """(bands, rows, cols, bytes per value) of an ENVI cube, from its header."""
+    lay = _envi_layout(path)
+    return lay["bands"], lay["lines"], lay["samples"], lay["dtype"].itemsize
+
+
+def read_envi_raw(path: Path, rows: tuple[int, int] | None = None) -> tuple[RawCube, Path]:
+    """Raw bands of an ENVI file (BSQ/BIL/BIP; only rows ``[start, stop)`` when given) plus what its header says;
+    returns the cube and the header path."""
+    lay = _envi_layout(path)
+    header_path, data_path, h = lay["header_path"], lay["data_path"], lay["header"]
+    samples, lines, bands, dtype, offset = lay["samples"], lay["lines"], lay["bands"], lay["dtype"], lay["offset"]
+    interleave = lay["interleave"]
+    count = samples * lines * bands
+    native = dtype.newbyteorder("=")
+    if rows is not None:   # read the rows' bytes alone: one run per band (BSQ), or one run (BIL, BIP)
+        r0, r1 = rows
+        n = r1 - r0
+        item = dtype.itemsize
+        try:
+            with open(data_path, "rb") as fh:
+                if interleave == "bsq":
+                    block = np.empty((bands, n, samples), dtype=dtype)
+                    for b in range(bands):
+                        fh.seek(offset + (b * lines + r0) * samples * item)
+                        _read_exact(fh, block[b], data_path)
+                    data = block
+                else:
+                    shape = (n, bands, samples) if interleave == "bil" else (n, samples, bands)
+                    block = np.empty(shape, dtype=dtype)
+                    fh.seek(offset + r0 * samples * bands * item)
+                    _read_exact(fh, block, data_path)
+                    data = block.transpose(1, 0, 2) if interleave == "bil" else block.transpose(2, 0, 1)
+        except UBFInputError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise UBFInputError(data_path, f"cannot read the ENVI data ({describe_error(err)})") from None
+        data = np.ascontiguousarray(data, dtype=native)
+        return _envi_cube(data, h, header_path), header_path
     try:
         flat = np.fromfile(data_path, dtype=dtype, count=count, offset=offset)
     except Exception as err:  # noqa: BLE001
@@ -264,8 +326,20 @@ def read_envi_raw(path: Path) -> tuple[RawCube, Path]:
         data = flat.reshape(lines, bands, samples).transpose(1, 0, 2)
     else:
         data = flat.reshape(lines, samples, bands).transpose(2, 0, 1)
-    data = data.astype(dtype.newbyteorder("="), copy=False)
-    raw = RawCube(data=data, format="envi", variables={})
+    return _envi_cube(data.astype(native, copy=False), h, header_path), header_path
+
+
+def _read_exact(fh, out: np.ndarray, path: Path) -> None:
+    """Fill the C-contiguous array ``out`` from the file's current position."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    got = fh.readinto(view)
+    if got != view.nbytes:
+        raise UBFInputError(path, f"truncated: read {got} of {view.nbytes} bytes")
+
+
+def _envi_cube(data: np.ndarray, h: dict[str, str], header_path: Path) -> RawCube:
+    """A RawCube of ENVI values (a private array) and what the header ``h`` says about the bands."""
+    raw = RawCube(data=data, format="envi", variables={}, owned=True)
     if "wavelength" in h:
         raw.wavelengths = _floats(header_path, _envi_list(h["wavelength"]), "'wavelength'")
         raw.wavelength_text = "ENVI header wavelength"
@@ -287,7 +361,7 @@ def read_envi_raw(path: Path) -> tuple[RawCube, Path]:
         if factor <= 0:
             raise UBFInputError(header_path, f"'reflectance scale factor' must be > 0, got {factor:g}")
         raw.scale = 1.0 / factor
-    return raw, header_path
+    return raw
 
 
 def write_envi(cube: xr.DataArray, path: str | Path) -> Path:

@@ -5,8 +5,8 @@ A hyperspectral cube is an ``xarray.DataArray`` with dims ``("wavelength", "y", 
 overlapping spectrometers), optionally ``fwhm`` (nm) and a boolean ``bad_band`` (True = do not use) along
 ``wavelength``, and ``attrs["source"]`` (the data-set name).
 
-Resampling (:func:`resample_to_grid`) is one matrix product ``R @ cube`` with ``R`` from :func:`response_matrix`:
-each target band is a Gaussian response of its own FWHM; because the source bands are already blurred by their own
+Resampling (:func:`resample_to_grid`; :func:`resample_rows` for a block of a scene's rows) is one matrix product
+``R @ cube`` with ``R`` from :func:`response_matrix`: each target band is a Gaussian response of its own FWHM; because the source bands are already blurred by their own
 responses, the kernel applied to the source samples has the *remaining* width
 ``sigma_w**2 = max(sigma_dst**2 - sigma_src**2, (0.5 * source spacing around the target)**2)``. The floor keeps the
 kernel wide enough to interpolate smoothly between source samples; where the source is coarser (or blurrier) than
@@ -20,11 +20,12 @@ outside the source's good bands are an error, never extrapolated.
 from ubf_core.spectral.grid import NATURAL, PRESETS, REMOTE_SENSING, SpectralGrid
 from ubf_core.spectral.rendering import (XYZ_TO_LINEAR_SRGB, linear_rgb_matrix, list_cameras, load_camera_response,
                                          load_cie1931, render_rgb, select_bands, srgb_encode)
-from ubf_core.spectral.resample import SceneRejected, resample_to_grid
+from ubf_core.spectral.resample import BlockStats, SceneRejected, check_scene, resample_rows, resample_to_grid
 from ubf_core.spectral.response import FWHM_TO_SIGMA, Coverage, coverage, response_matrix
 
 __all__ = [
     "SpectralGrid", "REMOTE_SENSING", "NATURAL", "PRESETS", "response_matrix", "Coverage", "coverage",
-    "SceneRejected", "resample_to_grid", "select_bands", "load_cie1931", "load_camera_response", "list_cameras",
+    "SceneRejected", "resample_to_grid", "resample_rows", "BlockStats", "check_scene", "select_bands", "load_cie1931",
+    "load_camera_response", "list_cameras",
     "render_rgb", "linear_rgb_matrix", "XYZ_TO_LINEAR_SRGB", "srgb_encode", "FWHM_TO_SIGMA",
 ]
