@@ -14,7 +14,7 @@ import pytest
 import torch
 import xarray as xr
 
-from ubf_core.data.prepare import hsi_scene_patches, prepare_hsi_store
+from ubf_core.data.prepare import prepare_hsi_store
 from ubf_core.data.stores import open_store, write_store
 from ubf_core.errors import UBFInputError
 from ubf_core.io.source import HSISource, require_units
@@ -273,18 +273,26 @@ def test_params_declare_units_for_every_data_set():
 
 
 def test_patches_carry_units_and_sensor(tmp_path):
+    from ubf_core.config import load_params
     from ubf_core.data.patches import PatchSpec
+    from ubf_core.parallel import dask_client
+    from ubf_core.spectral import REMOTE_SENSING
 
-    cube = xr.DataArray(np.random.default_rng(0).random((C, 10, 10)).astype(np.float32),
-                        dims=("wavelength", "y", "x"),
-                        coords={"wavelength": WL, "fwhm": ("wavelength", np.full(C, 5.0))})
-    ds, _ = hsi_scene_patches(cube, PatchSpec(size=4, stride=4), "abu-a", "radiance", "aviris")
-    assert set(ds["units"].values) == {"radiance"} and set(ds["sensor"].values) == {"aviris"}
-    write_store(ds, tmp_path / "hsi.zarr")
-    units, sensors = patch_units(open_store(tmp_path / "hsi.zarr"), tmp_path / "hsi.zarr")
-    assert units.tolist() == ["radiance"] * ds.sizes["patch"] and set(sensors) == {"aviris"}
+    repo = Path(__file__).resolve().parents[1]
+    datasets = load_params(repo / "params.yaml")["hsi"]["datasets"]
+    sources = [HSISource.from_params(n, datasets[n], repo) for n in ("abu-beach-2", "samson")]
+    out = tmp_path / "hsi.zarr"
+    with dask_client(n_workers=1, processes=False) as client:
+        prepare_hsi_store(sources, REMOTE_SENSING, PatchSpec(size=32, stride=32), out, client=client)
+    store = open_store(out)
+    units, sensors = patch_units(store, out)
+    names = np.array([str(v) for v in store["source"].values])
+    assert set(names) == {"abu-beach-2", "samson"}
+    assert set(units[names == "abu-beach-2"]) == {"radiance"} and set(units[names == "samson"]) == {"reflectance"}
+    assert set(sensors[names == "abu-beach-2"]) == {datasets["abu-beach-2"]["sensor"]}
+    assert set(sensors[names == "samson"]) == {""}
     with pytest.raises(UBFInputError, match="records no units per patch"):
-        patch_units(ds.drop_vars(["units", "sensor"]), "old.zarr")
+        patch_units(store.drop_vars(["units", "sensor"]), "old.zarr")
 
 
 def test_a_registered_model_with_another_decoder_is_refused():
