@@ -313,9 +313,11 @@ def variant_decoder(name: str, base: dict) -> dict:
             dec["atmosphere"] = "auto"
         elif part.startswith("neural") and part[6:].isdigit():
             dec["mixing"], dec["order"] = "neural", int(part[6:])
+        elif part == "lsinit":
+            continue                                   # the endmembers' start (_fit_variant), not the decoder
         else:
             raise SystemExit(f"decoders: variant {name!r}: unknown option {part!r} (brightness, atmosphere, "
-                             f"neural<order>)")
+                             f"neural<order>, lsinit)")
     return dec
 
 
@@ -335,6 +337,8 @@ def _fit_variant(params: dict, u: dict, name: str, y, wl, is_val, rgb, units, se
     """Train one variant on one split: (fitted, seconds per epoch, the library record or None)."""
     uu = copy.deepcopy(u)
     uu["decoder"] = variant_decoder(name, {**DecoderSettings().to_dict(), **(u.get("decoder") or {})})
+    if "lsinit" in name.split("+"):
+        uu["init_endmembers"] = "least_squares"
     s = UnmixingSettings.from_params(uu, seed)
     s.train.progress = False
     fixed = names = record = None
