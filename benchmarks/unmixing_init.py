@@ -35,7 +35,7 @@ from ubf_core.metrics.reconstruction import reconstruction_report
 from ubf_core.spectral import NATURAL, resample_to_grid
 from ubf_core.unmixing.baseline import fcls, vca_fcls
 from ubf_core.unmixing.experiment import (BASELINE_NAMES, UnmixingSettings, fit_references, fit_unmixing,
-                                         initial_endmembers, predict_patches)
+                                         initial_endmembers, predict_patches, reconstruct)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,6 +137,14 @@ def run(args) -> None:
                   f"SAD {best['val_sad_deg']:.2f}°, RMSE {best['val_rmse']:.4f}")
             print("  trained band sums: " + ", ".join(f"{v:.2f}" for v in E.sum(axis=0))
                   + f"; smallest pairwise angle {min_angle(E):.1f}°")
+            if fitted.input_bands is not None:   # least squares reproduces the input bands exactly: compare without
+                keep = np.setdiff1d(np.arange(len(wl)), fitted.input_bands)
+                net = reconstruction_report(reconstruct(fitted.model, fitted.x[is_val])[:, keep], y[is_val][:, keep])
+                ls = reconstruction_report(predict_patches(fitted.regressions["least_squares_1"],
+                                                           fitted.x[is_val])[:, keep], y[is_val][:, keep])
+                print(f"  without the {len(fitted.input_bands)} input bands: network PSNR {net['psnr']:.2f} dB, SAD "
+                      f"{net['sad_deg']:.2f}°, RMSE {net['rmse']:.4f}; least squares PSNR {ls['psnr']:.2f} dB, SAD "
+                      f"{ls['sad_deg']:.2f}°, RMSE {ls['rmse']:.4f}")
             if rule == args.rules[0]:
                 for name in ("least_squares_1", "mean_spectrum"):
                     ref = reconstruction_report(predict_patches(fitted.regressions[name], fitted.x[is_val]), y[is_val])
