@@ -50,12 +50,14 @@ from ubf_core.data.stores import open_store
 from ubf_core.metrics.distribution import abundance_histogram_distance
 from ubf_core.spectral import load_cie1931
 from ubf_core.unmixing import UnmixingLoss, UnmixingNet
-from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSettings, fit_references,
+from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSettings, fit_references, fit_regressions,
                                           fit_unmixing, library_for_training, validation_figures)
+from ubf_core.unmixing.cone import MIN_VERTICES, cone_vertices
 from ubf_core.unmixing.decoder import DecoderSettings, patch_units
 from ubf_core.unmixing.figures import plot_abundance_histograms
 from ubf_core.unmixing.inference import encode
 from ubf_core.unmixing.inputs import InputSpace, three_band
+from ubf_core.unmixing.regression import pixels
 from ubf_core.unmixing.training import TrainConfig, train_unmixing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,11 +96,16 @@ def speed(args) -> None:
     print(f"# {int((~is_val).sum())} training / {int(is_val.sum())} validation patches of {y.shape[1]}×{y.shape[2]}×"
           f"{y.shape[3]}; {len(rgb)} RGB patches of {rgb.shape[2]}×{rgb.shape[3]}; widths {list(s.widths)}, "
           f"stem {s.stem}, k {s.k}, batch {s.train.batch_size}")
-    print("threads  s/epoch(train+val)  RGB patches/s (batch 64)")
-    for threads in (1, 2):
+    cone = None
+    if s.k >= MIN_VERTICES:   # the encoder of init_endmembers: least_squares (the default) corrects cone coordinates
+        ls = fit_regressions(x[~is_val], y[~is_val])["least_squares_1"]
+        cone = cone_vertices(pixels(x[~is_val]), ls.coef[0], ls.coef[1:], s.k)
+    print("encoder  threads  s/epoch(train+val)  RGB patches/s (batch 64)")
+    for encoder, threads in [(e, t) for e in (["plain", "cone"] if cone is not None else ["plain"]) for t in (1, 2)]:
         torch.set_num_threads(threads)
         torch.manual_seed(0)
-        model = UnmixingNet(s.k, len(wl), stem=s.stem, widths=s.widths)
+        model = UnmixingNet(s.k, len(wl), stem=s.stem, widths=s.widths, cone=encoder == "cone",
+                            cone_vertices=cone if encoder == "cone" else None)
         cfg = TrainConfig(**{**s.train.__dict__, "epochs": args.epochs, "patience": args.epochs + 1,
                              "progress": False})
         t0 = time.perf_counter()
@@ -109,7 +116,7 @@ def speed(args) -> None:
         t0 = time.perf_counter()
         encode(model, x_rgb, 64, progress=False)
         rate = len(x_rgb) / (time.perf_counter() - t0)
-        print(f"{threads:>7}  {per_epoch:>18.2f}  {rate:>24.1f}")
+        print(f"{encoder:<7}  {threads:>7}  {per_epoch:>18.2f}  {rate:>24.1f}")
 
 
 def figures(fitted) -> str:
@@ -313,9 +320,11 @@ def variant_decoder(name: str, base: dict) -> dict:
             dec["atmosphere"] = "auto"
         elif part.startswith("neural") and part[6:].isdigit():
             dec["mixing"], dec["order"] = "neural", int(part[6:])
+        elif part == "lsinit":
+            continue                                   # the endmembers' start (_fit_variant), not the decoder
         else:
             raise SystemExit(f"decoders: variant {name!r}: unknown option {part!r} (brightness, atmosphere, "
-                             f"neural<order>)")
+                             f"neural<order>, lsinit)")
     return dec
 
 
@@ -335,6 +344,8 @@ def _fit_variant(params: dict, u: dict, name: str, y, wl, is_val, rgb, units, se
     """Train one variant on one split: (fitted, seconds per epoch, the library record or None)."""
     uu = copy.deepcopy(u)
     uu["decoder"] = variant_decoder(name, {**DecoderSettings().to_dict(), **(u.get("decoder") or {})})
+    if "lsinit" in name.split("+"):
+        uu["init_endmembers"] = "least_squares"
     s = UnmixingSettings.from_params(uu, seed)
     s.train.progress = False
     fixed = names = record = None

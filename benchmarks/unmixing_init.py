@@ -1,5 +1,5 @@
-"""Endmember initialisation: plain VCA against vca_normalized (unmixing.init_endmembers), on the pipeline's stores
-and on CAVE natural scenes (black backgrounds).
+"""Endmember initialisation: plain VCA against vca_normalized and least_squares (unmixing.init_endmembers), on the
+pipeline's stores and on CAVE natural scenes (black backgrounds).
 
 For each rule: the starting endmembers' brightness (band sums; the training pixels' 99th percentile beside them),
 their smallest pairwise spectral angle, FCLS on them (all bands, the validation patches: PSNR, SAD°), and, with
@@ -28,14 +28,14 @@ import numpy as np
 
 from ubf_core.catalog import CATALOG_FILE, Catalog
 from ubf_core.config import load_params
-from ubf_core.data.patches import PatchSpec
-from ubf_core.data.prepare import hsi_scene_patches
+from ubf_core.data.patches import PatchSpec, extract_patches, patch_origins
 from ubf_core.data.stores import open_store
 from ubf_core.io import HSISource, read_hsi
 from ubf_core.metrics.reconstruction import reconstruction_report
 from ubf_core.spectral import NATURAL, resample_to_grid
 from ubf_core.unmixing.baseline import fcls, vca_fcls
-from ubf_core.unmixing.experiment import UnmixingSettings, fit_unmixing, initial_endmembers, predict_patches
+from ubf_core.unmixing.experiment import (BASELINE_NAMES, UnmixingSettings, fit_references, fit_unmixing,
+                                         initial_endmembers, predict_patches, reconstruct)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,9 +71,12 @@ def cave_data(params: dict, args):
         if f > 1:
             aligned = aligned.coarsen(y=f, x=f, boundary="trim").mean()
             aligned = aligned.assign_coords(fwhm=("wavelength", NATURAL.fwhm))
-        ds, _ = hsi_scene_patches(aligned, spec, folder.name)
-        ys.append(ds["reflectance"].values)
-        srcs += [folder.name] * ds.sizes["patch"]
+        cube = aligned.values
+        patches = extract_patches(cube, patch_origins(cube.shape[1], cube.shape[2], spec, where=folder.name),
+                                  spec.size)
+        patches = patches[~np.isnan(patches).any(axis=(1, 2, 3))]
+        ys.append(patches)
+        srcs += [folder.name] * len(patches)
     y = np.concatenate(ys).astype(np.float32)
     sources = np.array(srcs)
     val = args.val or [f.name for f in folders[-2:]]
@@ -116,7 +119,8 @@ def run(args) -> None:
         s = UnmixingSettings.from_params(u, seed)
         s.train = replace(s.train, progress=False)
         t0 = time.perf_counter()
-        E0 = initial_endmembers(y_tr, s, seed, E_vca)
+        E0 = (fit_references(y, wl, is_val, rgb, s, seed=seed).init_endmembers if rule == "least_squares"
+              else initial_endmembers(y_tr, s, seed, E_vca))
         took = t_vca if rule == "vca" else time.perf_counter() - t0
         print(f"\n## init_endmembers: {rule} ({took:.1f} s)")
         print("  start band sums: " + ", ".join(f"{v:.2f}" for v in E0.sum(axis=0))
@@ -133,10 +137,18 @@ def run(args) -> None:
                   f"SAD {best['val_sad_deg']:.2f}°, RMSE {best['val_rmse']:.4f}")
             print("  trained band sums: " + ", ".join(f"{v:.2f}" for v in E.sum(axis=0))
                   + f"; smallest pairwise angle {min_angle(E):.1f}°")
+            if fitted.input_bands is not None:   # least squares reproduces the input bands exactly: compare without
+                keep = np.setdiff1d(np.arange(len(wl)), fitted.input_bands)
+                net = reconstruction_report(reconstruct(fitted.model, fitted.x[is_val])[:, keep], y[is_val][:, keep])
+                ls = reconstruction_report(predict_patches(fitted.regressions["least_squares_1"],
+                                                           fitted.x[is_val])[:, keep], y[is_val][:, keep])
+                print(f"  without the {len(fitted.input_bands)} input bands: network PSNR {net['psnr']:.2f} dB, SAD "
+                      f"{net['sad_deg']:.2f}°, RMSE {net['rmse']:.4f}; least squares PSNR {ls['psnr']:.2f} dB, SAD "
+                      f"{ls['sad_deg']:.2f}°, RMSE {ls['rmse']:.4f}")
             if rule == args.rules[0]:
-                ms = reconstruction_report(predict_patches(fitted.regressions["mean_spectrum"], fitted.x[is_val]),
-                                           y[is_val])
-                print(f"  (mean training spectrum: PSNR {ms['psnr']:.2f} dB, SAD {ms['sad_deg']:.2f}°)")
+                for name in ("least_squares_1", "mean_spectrum"):
+                    ref = reconstruction_report(predict_patches(fitted.regressions[name], fitted.x[is_val]), y[is_val])
+                    print(f"  ({BASELINE_NAMES[name]}: PSNR {ref['psnr']:.2f} dB, SAD {ref['sad_deg']:.2f}°)")
 
 
 def main() -> None:
@@ -146,7 +158,7 @@ def main() -> None:
     ap.add_argument("--stores", type=Path, default=None, help="folder with hsi.zarr and rgb.zarr (default: catalogue)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (0: endmembers and FCLS only; "
                                                              "default: params)")
-    ap.add_argument("--rules", type=lambda v: v.split(","), default=["vca", "vca_normalized"])
+    ap.add_argument("--rules", type=lambda v: v.split(","), default=["vca", "vca_normalized", "least_squares"])
     ap.add_argument("--cave", type=Path, default=REPO.parent / "shared" / "data" / "natural" / "cave")
     ap.add_argument("--val", type=lambda v: v.split(","), default=None, help="cave: validation scenes")
     ap.add_argument("--downsample", type=int, default=4, help="cave: block-average factor (512 px -> 128 px)")

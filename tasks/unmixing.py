@@ -223,8 +223,9 @@ def judge_unmixing(params: dict, inputs: UnmixingInputs, fitted, run_id: str) ->
         shown = {"network": model.endmembers().numpy()}
         if model.k == fitted.vca_endmembers.shape[1]:
             shown["VCA"] = fitted.vca_endmembers
-        if s.init_endmembers == "vca_normalized" and fitted.init_endmembers is not None:
-            shown["start (normalised VCA)"] = fitted.init_endmembers
+        starts = {"vca_normalized": "start (normalised VCA)", "least_squares": "start (least squares at the cone)"}
+        if s.init_endmembers in starts and fitted.init_endmembers is not None:
+            shown[starts[s.init_endmembers]] = fitted.init_endmembers
         files = [plot_endmembers(wl, shown, Path(tmp) / "endmembers.png"),
                  abundance_mosaic(a_val.numpy(), Path(tmp) / "abundances_validation.png"),
                  rgb_pairs(sel, rec, Path(tmp) / "reconstruction_validation.png"),
@@ -232,6 +233,8 @@ def judge_unmixing(params: dict, inputs: UnmixingInputs, fitted, run_id: str) ->
                                            Path(tmp) / "abundance_histograms_rgb_vs_hsi.png")]
         if transmission is not None:
             files.append(plot_transmission(wl, transmission.numpy(), model.atmosphere, Path(tmp) / "transmission.png"))
+        if fitted.cone is not None:   # the input-cone vertices (k, 3) the encoder's coordinates refer to
+            log_to_run(tags={"cone_vertices": json.dumps(np.round(fitted.cone, 6).tolist())})
         log_to_run(files=files)
     return {"by_source": by_source, "compared": compared, "hist_distance": hist_distance, "dominant": dominant}
 

@@ -1,15 +1,20 @@
-"""Endmember initialisation that cannot collapse onto dark or duplicate pixels (unmixing.init_endmembers:
-vca_normalized, ubf_core/unmixing/baseline.py vca_normalized), against plain VCA on a black-background scene."""
+"""The decoder's start (unmixing.init_endmembers): vca_normalized, which cannot collapse onto dark or duplicate pixels
+(ubf_core/unmixing/baseline.py), against plain VCA on a black-background scene; least_squares, the physical cone of
+the inputs (ubf_core/unmixing/cone.py) whose endmembers mix into least squares exactly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ubf_core.config import load_params
 from ubf_core.errors import UBFInputError
 from ubf_core.unmixing.baseline import NormalizedVCA, vca, vca_normalized
-from ubf_core.unmixing.experiment import UnmixingSettings, initial_endmembers
+from ubf_core.unmixing.experiment import UnmixingSettings, fit_regressions, initial_endmembers
+from ubf_core.unmixing.cone import cone_coordinates, cone_vertices
+from ubf_core.unmixing.network import UnmixingNet
+from ubf_core.unmixing.regression import fit_band_regression, least_squares_endmembers, pixels
 
 from tests.conftest import REPO_ROOT
 
@@ -92,12 +97,12 @@ def test_too_few_bright_or_distinct_pixels_are_errors_naming_the_param():
 def test_settings_and_the_decoder_start():
     u = dict(load_params(REPO_ROOT / "params.yaml")["unmixing"])
     s = UnmixingSettings.from_params(u)
-    assert s.init_endmembers == "vca" and s.init_normalized == NormalizedVCA(**u["init_normalized"])
+    assert s.init_endmembers == "least_squares" and s.init_normalized == NormalizedVCA(**u["init_normalized"])
     Y, M = black_background_scene(0, pixels=2048)
     patches = np.moveaxis(Y.reshape(31, 2, 32, 32), 1, 0)              # (N, C, H, W)
     E_vca = vca(Y, 3, seed=0)[0]
-    s3 = UnmixingSettings.from_params({**u, "k": 3})
-    assert initial_endmembers(patches, s3, 0, E_vca) is E_vca          # default: the VCA+FCLS baseline's, unchanged
+    s3 = UnmixingSettings.from_params({**u, "k": 3, "init_endmembers": "vca"})
+    assert initial_endmembers(patches, s3, 0, E_vca) is E_vca          # vca: the VCA+FCLS baseline's, unchanged
     assert initial_endmembers(patches, UnmixingSettings.from_params({**u, "k": 3, "init_endmembers": "random"}),
                               0, E_vca) is None
     E = initial_endmembers(patches, UnmixingSettings.from_params({**u, "k": 3, "init_endmembers": "vca_normalized"}),
@@ -110,5 +115,113 @@ def test_settings_and_the_decoder_start():
         UnmixingSettings.from_params({**u, "init_normalized": {**u["init_normalized"], "min_angle_deg": 0}})
     with pytest.raises(UBFInputError, match="unmixing.init_normalized needs"):
         UnmixingSettings.from_params({**u, "init_normalized": {"min_brightness": 0.1}})
-    with pytest.raises(UBFInputError, match="use vca, vca_normalized or random"):
+    with pytest.raises(UBFInputError, match="use vca, vca_normalized, least_squares or random"):
         UnmixingSettings.from_params({**u, "init_endmembers": "nfindr"})
+
+
+def colour_inputs(seed: int, n: int = 4000) -> np.ndarray:
+    """(n, 3) three-band inputs as in the HSI scenes: mostly brightness (0.06-3 band sums), a little colour."""
+    rng = np.random.default_rng(seed)
+    chroma = rng.dirichlet(np.full(3, 40.0), size=n)
+    return chroma * rng.uniform(0.06, 3.0, size=(n, 1))
+
+
+def affine_spectra(seed: int) -> np.ndarray:
+    """(4, 31) rows offset, then the spectrum per unit of each input band: positive near the inputs' grey
+    chromaticities, negative for saturated ones (as least squares on real scenes)."""
+    rng = np.random.default_rng(seed)
+    W = np.zeros((4, 31))
+    W[0] = rng.uniform(-0.005, 0.01, 31)
+    for band, centre in zip(range(3), (26, 15, 5)):          # each input band drives its part of the spectrum
+        W[band + 1] = 1.2 * np.exp(-0.5 * ((np.arange(31) - centre) / 5.0) ** 2) - 0.05
+    return W
+
+
+def barycentric(vertices: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Weights (n, k) with Σ_j w_j = 1 and x = Σ_j w_j·v_j of the vertices (k, 3) (unique for k = 4)."""
+    A = np.vstack([vertices.T, np.ones(len(vertices))])                # (4, k)
+    return np.linalg.lstsq(A, np.vstack([x.T, np.ones(len(x))]), rcond=None)[0].T
+
+
+def coordinates(x: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """cone_coordinates of pixel rows (n, 3) → (n, k)."""
+    images = torch.as_tensor(x.T.reshape(1, 3, 1, len(x)))
+    return cone_coordinates(images, torch.as_tensor(V)).numpy().reshape(len(V), -1).T
+
+
+@pytest.mark.parametrize("k", [4, 5, 7])
+def test_the_physical_cone_holds_the_inputs_and_its_endmembers_mix_into_least_squares(k):
+    x = colour_inputs(0)
+    W = affine_spectra(1)
+    y = np.concatenate([np.ones((len(x), 1)), x], axis=1) @ W
+    reg = fit_band_regression(x, y, 1)
+    V = cone_vertices(x, reg.coef[0], reg.coef[1:], k)
+    assert V.shape == (k, 3) and np.all(V[0] == 0)
+    E = least_squares_endmembers(reg, V)
+    assert E.shape == (31, k)
+    np.testing.assert_allclose(E[:, 0], W[0], atol=1e-9)                 # the black point: the offset spectrum
+    assert E[:, 1:].min() > -1e-9                                       # the bright points: reflectances
+    assert E[:, 1:].min(axis=0).max() < 1e-6                            # each on the edge of the physical region
+    w = coordinates(x, V)
+    assert np.all(w >= 0) and np.allclose(w.sum(axis=1), 1)
+    within = np.abs(w @ V - x).max(axis=1) < 1e-9                       # the inputs the weights reproduce
+    assert within.mean() > 0.97
+    if k == 4:                                                          # a simplex: the weights are its own
+        np.testing.assert_array_equal(within, barycentric(V, x).min(axis=1) >= -1e-12)
+    np.testing.assert_allclose((w @ E.T)[within], reg.predict(x)[within], atol=1e-9)   # least squares exactly
+    far = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 9.0]])                  # outside: taken onto the cone
+    wf = coordinates(far, V)
+    assert np.all(wf >= 0) and np.allclose(wf.sum(axis=1), 1) and (wf @ E.T).min() > -0.01
+
+
+def test_least_squares_start_in_the_settings_and_its_bad_input():
+    u = dict(load_params(REPO_ROOT / "params.yaml")["unmixing"])
+    x = colour_inputs(2, n=2 * 32 * 32)
+    patches_x = np.moveaxis(x.reshape(2, 32, 32, 3), 3, 1)              # (N, 3, H, W)
+    W = affine_spectra(3)
+    y = np.moveaxis((np.concatenate([np.ones((len(x), 1)), x], axis=1) @ W).reshape(2, 32, 32, 31), 3, 1)
+    regs = fit_regressions(patches_x, y)
+    s = UnmixingSettings.from_params({**u, "init_endmembers": "least_squares"})
+    ls = regs["least_squares_1"]
+    cone = cone_vertices(pixels(patches_x), ls.coef[0], ls.coef[1:], s.k)
+    E = initial_endmembers(y, s, 0, None, cone=cone, regressions=regs)
+    np.testing.assert_allclose(E, least_squares_endmembers(ls, cone))
+    with pytest.raises(UBFInputError, match="needs the cone of the encoder inputs"):
+        initial_endmembers(y, s, 0, None)
+    with pytest.raises(UBFInputError, match="unmixing.k = 3: init_endmembers least_squares needs at least 4"):
+        UnmixingSettings.from_params({**u, "k": 3, "init_endmembers": "least_squares"})
+    with pytest.raises(UBFInputError, match="need 3 input bands"):
+        cone_vertices(np.ones((10, 2)), ls.coef[0], ls.coef[1:], 5)
+    with pytest.raises(UBFInputError, match="not positive in every band"):          # no physical cone
+        cone_vertices(pixels(patches_x), ls.coef[0] - 10.0, ls.coef[1:], 5)
+    with pytest.raises(UBFInputError, match="order-1 regression"):
+        least_squares_endmembers(regs["least_squares_2"], cone)
+
+
+def test_a_cone_network_starts_at_least_squares_and_keeps_its_cone_through_its_config():
+    x = colour_inputs(3, n=2 * 16 * 16)
+    W = affine_spectra(4)
+    W[0] = np.abs(W[0])                                                 # a non-negative offset: nothing clipped
+    y = np.concatenate([np.ones((len(x), 1)), x], axis=1) @ W
+    reg = fit_band_regression(x, y, 1)
+    V = cone_vertices(x, reg.coef[0], reg.coef[1:], 5)
+    E = np.maximum(least_squares_endmembers(reg, V), 0.0)
+    torch.manual_seed(0)
+    net = UnmixingNet(5, 31, stem=8, widths=[8, 8], init_endmembers=torch.as_tensor(E, dtype=torch.float32),
+                      cone=True, cone_vertices=V)
+    images = torch.as_tensor(np.moveaxis(x.reshape(2, 16, 16, 3), 3, 1), dtype=torch.float32)
+    a, y_hat = net(images)
+    want = np.moveaxis(y.reshape(2, 16, 16, 31), 3, 1)
+    inside = np.abs(np.einsum("nkhw,kj->njhw", a.detach().numpy(), V) - np.moveaxis(
+        x.reshape(2, 16, 16, 3), 3, 1)).max(axis=1) < 1e-4
+    assert inside.mean() > 0.97
+    err = np.abs(y_hat.detach().numpy() - want).max(axis=1)
+    assert err[inside].max() < 1e-4 * want.max()                        # least squares at the start
+    plain = UnmixingNet(5, 31, stem=8, widths=[8, 8], init_endmembers=torch.as_tensor(E, dtype=torch.float32))
+    assert np.abs(plain(images)[1].detach().numpy() - want).max() > 0.05 * want.max()   # a plain encoder is not
+    again = UnmixingNet.from_config(net.config)
+    again.load_state_dict(net.state_dict())
+    assert net.config["cone"] is True and "cone" not in plain.config
+    torch.testing.assert_close(again(images)[1], y_hat)
+    with pytest.raises(UBFInputError, match="input cone needs 3 input channels and k >= 4"):
+        UnmixingNet(3, 31, cone=True)

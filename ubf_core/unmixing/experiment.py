@@ -29,9 +29,11 @@ from ubf_core.unmixing.losses import UnmixingLoss, band_weights_from_std
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.training import TrainConfig, TrainResult, train_unmixing
 from ubf_core.unmixing.baseline import NormalizedVCA, fcls, vca_fcls, vca_normalized
-from ubf_core.unmixing.regression import fit_band_regression, fit_mean_spectrum, patches, pixels
+from ubf_core.unmixing.cone import MIN_VERTICES, cone_vertices
+from ubf_core.unmixing.regression import (fit_band_regression, fit_mean_spectrum, least_squares_endmembers, patches,
+                                          pixels)
 
-INIT_ENDMEMBERS = ("vca", "vca_normalized", "random")   # unmixing.init_endmembers: the decoder's start
+INIT_ENDMEMBERS = ("vca", "vca_normalized", "least_squares", "random")   # unmixing.init_endmembers
 # the models compared on the validation scenes, in report order; the last three see only the network's inputs
 COMPARED = ("network", "vca_fcls", "least_squares_1", "least_squares_2", "mean_spectrum")
 BASELINE_NAMES = {"vca_fcls": "VCA+FCLS (all bands)", "least_squares_1": "least squares, 3 bands + offset",
@@ -50,7 +52,7 @@ class UnmixingSettings:
     band_wavelengths_nm: tuple[float, ...] = (650.0, 550.0, 450.0)
     render_response: str = "cie1931"                # cie1931 | camera:<name>
     input_space: str = "linear"                     # linear | display
-    init_endmembers: str = "vca"                    # vca | vca_normalized | random
+    init_endmembers: str = "vca"                    # vca | vca_normalized | least_squares | random
     init_normalized: NormalizedVCA | None = None    # vca_normalized's rule (params unmixing.init_normalized)
     alpha: float = 0.1
     beta: float = 1e-3
@@ -90,6 +92,10 @@ class UnmixingSettings:
         if s.init_endmembers not in INIT_ENDMEMBERS:
             raise UBFInputError("params.yaml", f"unmixing.init_endmembers '{s.init_endmembers}': use "
                                                f"{', '.join(INIT_ENDMEMBERS[:-1])} or {INIT_ENDMEMBERS[-1]}")
+        if s.init_endmembers == "least_squares" and s.k < MIN_VERTICES:
+            raise UBFInputError("params.yaml", f"unmixing.k = {s.k}: init_endmembers least_squares needs at least "
+                                               f"{MIN_VERTICES} endmembers (a black point and 3 colours holding "
+                                               "3-band inputs)")
         if s.decoder.endmembers == "library" and s.library_n is None:
             raise UBFInputError("params.yaml", "unmixing.decoder.endmembers library needs unmixing.library.n")
         if s.init_endmembers == "vca_normalized" and s.init_normalized is None:
@@ -133,6 +139,7 @@ class FittedUnmixing:
     regressions: dict = field(default_factory=dict)   # least_squares_1, least_squares_2, mean_spectrum (fitted)
     input_bands: np.ndarray | None = None              # indices of the selected input bands (None: rendered)
     init_endmembers: np.ndarray | None = None          # (C, k) the decoder's start (None: random)
+    cone: np.ndarray | None = None                     # (k, 3) input-cone vertices (init_endmembers least_squares)
     atmosphere: AtmosphereGroups = field(default_factory=lambda: AtmosphereGroups((), None))   # groups per patch
 
     @property
@@ -152,15 +159,23 @@ def baseline_vca_fcls(y_train: np.ndarray, y_val: np.ndarray, k: int, seed: int)
 
 
 def initial_endmembers(y_train: np.ndarray, settings: UnmixingSettings, seed: int,
-                       vca_endmembers: np.ndarray, max_pixels: int = 20000) -> np.ndarray | None:
+                       vca_endmembers: np.ndarray, max_pixels: int = 20000, cone: np.ndarray | None = None,
+                       regressions: dict | None = None) -> np.ndarray | None:
     """The decoder's starting endmembers (C, k) by ``settings.init_endmembers``: ``vca`` the VCA+FCLS baseline's
     ``vca_endmembers`` (C, k) themselves; ``vca_normalized``
     :func:`~ubf_core.unmixing.baseline.vca_normalized` on the training patches ``y_train`` (N, C, H, W)
-    reflectance (at most ``max_pixels`` pixels, drawn with ``seed`` like :func:`vca_fcls`); ``random`` None."""
+    reflectance (at most ``max_pixels`` pixels, drawn with ``seed`` like :func:`vca_fcls`); ``least_squares``
+    :func:`~ubf_core.unmixing.regression.least_squares_endmembers`: the fitted ``regressions["least_squares_1"]``
+    (:func:`fit_regressions`) at the ``cone`` vertices (k, 3) of the encoder inputs; ``random`` None."""
     if settings.init_endmembers == "vca":
         return vca_endmembers
     if settings.init_endmembers == "random":
         return None
+    if settings.init_endmembers == "least_squares":
+        if cone is None or regressions is None:
+            raise UBFInputError("unmixing", "init_endmembers least_squares needs the cone of the encoder inputs and "
+                                            "the fitted least-squares regression")
+        return least_squares_endmembers(regressions["least_squares_1"], cone)
     c = y_train.shape[1]
     Y = np.moveaxis(np.asarray(y_train, dtype=np.float64), 1, 0).reshape(c, -1)
     rng = np.random.default_rng(seed)
@@ -215,8 +230,12 @@ def fit_references(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray
     regressions = fit_regressions(x[~is_val], y[~is_val])   # no random numbers: the network's training is unchanged
     input_bands = (band_indices(wavelengths_nm, settings.band_wavelengths_nm) if settings.three_band == "select"
                    else None)
+    ls = regressions["least_squares_1"]
+    cone = (cone_vertices(pixels(x[~is_val]), ls.coef[0], ls.coef[1:], settings.k)
+            if settings.init_endmembers == "least_squares" else None)
     return FittedUnmixing(None, None, space, x, baseline, E_vca, regressions, input_bands,
-                          initial_endmembers(y[~is_val], settings, seed, E_vca))
+                          initial_endmembers(y[~is_val], settings, seed, E_vca, cone=cone, regressions=regressions),
+                          cone=cone)
 
 
 def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, rgb_display: np.ndarray,
@@ -276,7 +295,8 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
     model = UnmixingNet(k, len(wavelengths_nm), stem=settings.stem, widths=settings.widths,
                         nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init,
                         endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing,
-                        mixing_options=dec.mixing_options())
+                        mixing_options=dec.mixing_options(), cone=fitted.cone is not None and kind == "learned",
+                        cone_vertices=fitted.cone if kind == "learned" else None)
     cfg = TrainConfig(**{**settings.train.__dict__, "seed": seed})
     groups = atm.index
     result = train_unmixing(model, x[~is_val], y[~is_val], x[is_val], y[is_val], cfg,

@@ -44,6 +44,7 @@ from torch import nn
 
 from ubf_core.errors import UBFInputError
 from ubf_core.unmixing.checks import check_maps, positive_int
+from ubf_core.unmixing.cone import MIN_VERTICES, cone_coordinates
 from ubf_core.unmixing.nonlinear import NeuralMixing
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
 
 #: Endmember values at or below zero are raised to this before the inverse softplus (nonnegative decoders only).
 ENDMEMBER_EPS = 1e-6
+#: the smallest cone coordinate the encoder's scores take the log of (a vertex a pixel does not use)
+CONE_FLOOR = 1e-7
 #: s = softplus(z + BRIGHTNESS_SHIFT) is 1 at z = 0 (the zero-initialised brightness head).
 BRIGHTNESS_SHIFT = math.log(math.e - 1.0)
 #: How abundances and endmembers mix (the decoder's ``mixing``): linear Ê·Â, or neural (Ê·Â corrected by
@@ -129,10 +132,16 @@ class UnmixingEncoder(nn.Module):
 
     Conv3×3(in_channels→stem) → RSABlock(stem→widths[0]) → … → RSABlock(widths[-2]→widths[-1]) →
     Conv3×3(widths[-1]→k) → softmax over the k channel. Fully convolutional: any H, W ≥ 1.
+
+    ``cone=True`` (3 input channels): the scores are a correction to the pixel's coordinates in the input cone,
+    ``softmax(log max(w, CONE_FLOOR) + head(features))`` with w = :func:`~ubf_core.unmixing.cone.cone_coordinates`
+    of the input and the buffer ``cone_vertices`` (k, 3); the head starts at zero, so the encoder starts at the
+    cone coordinates themselves (with least-squares endmembers: least squares).
     """
 
     def __init__(self, k: int = 5, in_channels: int = 3, stem: int = 32,
-                 widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4, brightness: bool = False):
+                 widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4, brightness: bool = False,
+                 cone: bool = False):
         super().__init__()
         where = "UnmixingEncoder"
         self.k = positive_int(k, where, "k")
@@ -151,20 +160,42 @@ class UnmixingEncoder(nn.Module):
                 self.brightness_head = _conv3(self.widths[-1], 1)
             nn.init.zeros_(self.brightness_head.weight)
             nn.init.zeros_(self.brightness_head.bias)
+        self.has_cone = bool(cone)
+        if self.has_cone:
+            if self.in_channels != 3 or self.k < MIN_VERTICES:
+                raise UBFInputError(where, f"the input cone needs 3 input channels and k >= {MIN_VERTICES}, got "
+                                           f"{self.in_channels} and {self.k}")
+            self.register_buffer("cone_vertices", torch.zeros(self.k, 3))
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def set_cone(self, vertices: Any) -> None:
+        """Set the input-cone vertices (k, 3) (:func:`~ubf_core.unmixing.cone.cone_vertices`): finite, row 0 black."""
+        v = torch.as_tensor(vertices, dtype=torch.float32)
+        if not self.has_cone or v.shape != self.cone_vertices.shape or not torch.isfinite(v).all():
+            raise UBFInputError("UnmixingEncoder cone_vertices", f"must be finite ({self.k}, 3) for an encoder built "
+                                                                 f"with cone=True, got {tuple(v.shape)}")
+        self.cone_vertices.copy_(v)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         x = check_maps(x, "UnmixingEncoder input", "the 3-band image", self.in_channels, empty_batch=True)
         return self.blocks(self.stem(x))
 
+    def _scores(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        scores = self.head(features)
+        if self.has_cone:
+            scores = scores + torch.log(cone_coordinates(x.float(), self.cone_vertices).clamp_min(CONE_FLOOR))
+        return scores
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax scores (N, k, H, W)."""
-        return self.head(self._features(x))
+        return self._scores(x, self._features(x))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(N, in_channels, H, W) → (abundances (N, k, H, W) on the simplex, brightness s (N, 1, H, W) ≥ 0, or
         None without the brightness head)."""
         features = self._features(x)
-        abundances = torch.softmax(self.head(features), dim=1)
+        abundances = torch.softmax(self._scores(x, features), dim=1)
         if not self.has_brightness:
             return abundances, None
         return abundances, F.softplus(self.brightness_head(features) + BRIGHTNESS_SHIFT)
@@ -340,7 +371,7 @@ class UnmixingNet(nn.Module):
                  nonnegative_endmembers: bool = True, bias: bool = True,
                  init_endmembers: torch.Tensor | None = None, in_channels: int = 3, endmembers: str = "learned",
                  brightness: bool = False, atmosphere: Sequence[str] = (), mixing: str = "linear",
-                 mixing_options: dict | None = None):
+                 mixing_options: dict | None = None, cone: bool = False, cone_vertices: Any = None):
         super().__init__()
         if mixing not in MIXING:
             raise UBFInputError("UnmixingNet", f"mixing must be one of {', '.join(MIXING)}, got {mixing!r}")
@@ -348,7 +379,9 @@ class UnmixingNet(nn.Module):
         if not isinstance(brightness, bool):
             raise UBFInputError("UnmixingNet", f"brightness must be true or false, got {brightness!r}")
         self.encoder = UnmixingEncoder(k=k, in_channels=in_channels, stem=stem, widths=widths,
-                                       brightness=brightness)
+                                       brightness=brightness, cone=cone)
+        if cone_vertices is not None:
+            self.encoder.set_cone(cone_vertices)
         self.decoder = LinearMixingDecoder(k, n_bands, nonnegative=nonnegative_endmembers, bias=bias,
                                            init_endmembers=init_endmembers, endmembers=endmembers,
                                            atmosphere=atmosphere)
@@ -363,12 +396,15 @@ class UnmixingNet(nn.Module):
                         "atmosphere": list(self.decoder.atmosphere), "mixing": mixing}
         if mixing == "neural":          # only then: a linear model's config is what it always was
             self._config["mixing_options"] = dict(options)
+        if cone:
+            self._config["cone"] = True
 
     @property
     def config(self) -> dict:
         """Constructor arguments (a fresh copy): k, n_bands, stem, widths, nonnegative_endmembers, bias, in_channels,
-        endmembers (learned | fixed), brightness, atmosphere (sensor-group names), mixing, and for mixing neural
-        mixing_options (order, downsample, hidden, features, n_freq)."""
+        endmembers (learned | fixed), brightness, atmosphere (sensor-group names), mixing, for mixing neural
+        mixing_options (order, downsample, hidden, features, n_freq), and cone (true: the encoder corrects the input
+        cone's coordinates; its vertices are a buffer of the state_dict)."""
         return {key: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
                 for key, v in self._config.items()}
 
@@ -383,7 +419,7 @@ class UnmixingNet(nn.Module):
         if not isinstance(cfg, dict):
             raise UBFInputError(where, f"must be a dict, got {type(cfg).__name__}")
         allowed = {"k", "n_bands", "stem", "widths", "nonnegative_endmembers", "bias", "in_channels", "endmembers",
-                   "brightness", "atmosphere", "mixing", "mixing_options"}
+                   "brightness", "atmosphere", "mixing", "mixing_options", "cone"}
         unknown = sorted(set(cfg) - allowed)
         if unknown:
             raise UBFInputError(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")

@@ -24,7 +24,7 @@ import numpy as np
 from ubf_core.errors import UBFInputError
 
 __all__ = ["ORDERS", "n_features", "band_features", "BandRegression", "fit_band_regression", "MeanSpectrum",
-           "fit_mean_spectrum", "pixels", "patches"]
+           "fit_mean_spectrum", "least_squares_endmembers", "pixels", "patches"]
 
 ORDERS = (1, 2)
 _WHERE = "band regression"
@@ -113,6 +113,18 @@ def fit_mean_spectrum(spectra) -> MeanSpectrum:
     if len(y) == 0:
         raise UBFInputError(_WHERE, "the mean spectrum needs at least 1 pixel, got 0")
     return MeanSpectrum(y.mean(axis=0))
+
+
+def least_squares_endmembers(regression: BandRegression, vertices) -> np.ndarray:
+    """Endmembers (C, k): the order-1 regression's spectra at the input-space ``vertices`` (k, 3) of
+    :func:`ubf_core.unmixing.cone.cone_vertices` (column 0 the black point's: the regression's offset). A pixel
+    inside the cone mixed from them with its :func:`~ubf_core.unmixing.cone.cone_coordinates` is exactly the
+    regression's spectrum (``unmixing.init_endmembers: least_squares``). Values may be slightly negative (the
+    offset); a decoder with non-negative endmembers raises them to its minimum."""
+    if regression.order != 1:
+        raise UBFInputError(_WHERE, f"least-squares endmembers need the order-1 regression, got order "
+                                    f"{regression.order}")
+    return regression.predict(vertices).T
 
 
 def pixels(x) -> np.ndarray:
