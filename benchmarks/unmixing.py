@@ -16,9 +16,12 @@
             and crossdata print the same comparison under every setting, with the network
   decoders  the decoder options of unmixing.decoder, each trained on the same split from the same seed: linear
             (learned endmembers, today's model), +brightness, +atmosphere (a factor t per radiance sensor),
-            +brightness+atmosphere (and library, library+atmosphere once ubf_core/spectral/library.py exists):
-            PSNR, SSIM, SAD°, RMSE pooled on the validation scenes and on Samson alone, next to least squares and
-            VCA+FCLS, with the seconds per epoch of each; then the learned t of the ABU sensor at a few wavelengths.
+            +brightness+atmosphere, library, library+atmosphere, +neural<order>; +exact / +free: with / without
+            unmixing.exact_input_bands (otherwise params' choice where the decoder allows it); +lsinit: the
+            least_squares start. PSNR, SSIM, SAD°, RMSE pooled on the validation scenes (--split validation) or on
+            each held-out data set in turn (--split lodo), and on Samson alone, next to least squares and VCA+FCLS,
+            with the seconds per epoch of each; then the learned t of the ABU sensor at a few wavelengths and its
+            figure (benchmarks/out/transmission_<split>_<variant>.png).
             --stores DIR reads hsi.zarr and rgb.zarr from DIR (read-only) instead of the catalogue's paths
   bound     for every validation scene, the lowest SAD° any encoder could reach with the registered decoder
             (unmixing.model_uri): FCLS abundances on all bands for its Ê (+ bias b), next to the network's SAD°
@@ -28,7 +31,7 @@ Every run trains from the same seed; speed, ablation and bound validate on param
 
 Usage: python benchmarks/unmixing.py speed [--epochs 3] | ablation [--only input|k] [--epochs N]
        | crossdata [--epochs N] [--k 3,5,8] [--hold NAME,...] | baselines | bound
-       | decoders [--epochs N] [--stores DIR]
+       | decoders [--epochs N] [--split validation|lodo] [--variants V,...] [--stores DIR]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from ubf_core.unmixing.experiment import (BASELINE_NAMES, COMPARED, UnmixingSett
                                           fit_unmixing, library_for_training, validation_figures)
 from ubf_core.unmixing.cone import MIN_VERTICES, cone_vertices
 from ubf_core.unmixing.decoder import DecoderSettings, patch_units
-from ubf_core.unmixing.figures import plot_abundance_histograms
+from ubf_core.unmixing.figures import plot_abundance_histograms, plot_transmission
 from ubf_core.unmixing.inference import encode
 from ubf_core.unmixing.inputs import InputSpace, three_band
 from ubf_core.unmixing.regression import pixels
@@ -279,7 +282,7 @@ def bound(args) -> None:
     uri = params["unmixing"]["model_uri"]
     model = load_registered_unmixing_model(uri)  # on the CPU
     E = model.endmembers().detach().double().numpy()  # (C, k) reflectance
-    bias = model.decoder.bias
+    bias = model.decoder.offset()
     b = np.zeros(len(E)) if bias is None else bias.detach().double().numpy()
     report = dataset(args.params, "unmixing_metrics")
     by_source = json.loads(report.read_text()).get("validation_by_source", {}) if report.exists() else {}
@@ -320,11 +323,11 @@ def variant_decoder(name: str, base: dict) -> dict:
             dec["atmosphere"] = "auto"
         elif part.startswith("neural") and part[6:].isdigit():
             dec["mixing"], dec["order"] = "neural", int(part[6:])
-        elif part == "lsinit":
-            continue                                   # the endmembers' start (_fit_variant), not the decoder
+        elif part in ("lsinit", "exact", "free"):
+            continue                                   # the start and the input bands (_fit_variant), not the decoder
         else:
             raise SystemExit(f"decoders: variant {name!r}: unknown option {part!r} (brightness, atmosphere, "
-                             f"neural<order>, lsinit)")
+                             f"neural<order>, lsinit, exact, free)")
     return dec
 
 
@@ -344,8 +347,14 @@ def _fit_variant(params: dict, u: dict, name: str, y, wl, is_val, rgb, units, se
     """Train one variant on one split: (fitted, seconds per epoch, the library record or None)."""
     uu = copy.deepcopy(u)
     uu["decoder"] = variant_decoder(name, {**DecoderSettings().to_dict(), **(u.get("decoder") or {})})
-    if "lsinit" in name.split("+"):
+    parts = name.split("+")
+    if "lsinit" in parts:
         uu["init_endmembers"] = "least_squares"
+    plain = uu["decoder"]["endmembers"] == "learned" and not uu["decoder"]["brightness"] and \
+        uu["decoder"]["atmosphere"] == "never" and uu["decoder"]["mixing"] == "linear"
+    # exact input bands: "exact" / "free" say so; otherwise params' choice where the decoder allows it
+    uu["exact_input_bands"] = "exact" in parts or ("free" not in parts and plain and
+                                                   bool(uu.get("exact_input_bands", False)))
     s = UnmixingSettings.from_params(uu, seed)
     s.train.progress = False
     fixed = names = record = None
@@ -463,6 +472,9 @@ def decoders(args) -> None:
             for g, sensor in enumerate(t_info["sensors"]):
                 print(f"# learned t, sensor {sensor} ({name}): " + ", ".join(f"{wl[i]:.0f} nm {t[g, i]:.3f}"
                                                                             for i in at))
+            figure = plot_transmission(wl, t, list(t_info["sensors"]),
+                                       OUT / f"transmission_{args.split}_{name.replace('+', '_')}.png")
+            print(f"# learned t ({name}): figure {figure.relative_to(REPO)}")
         lib = done[name].get("library")
         if lib:
             print(f"# {name}: library {lib['library_spectra']} of {lib.get('library_in_file')} spectra (dropped "

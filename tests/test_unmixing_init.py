@@ -12,9 +12,10 @@ from ubf_core.config import load_params
 from ubf_core.errors import UBFInputError
 from ubf_core.unmixing.baseline import NormalizedVCA, vca, vca_normalized
 from ubf_core.unmixing.experiment import UnmixingSettings, fit_regressions, initial_endmembers
-from ubf_core.unmixing.cone import cone_coordinates, cone_vertices
+from ubf_core.unmixing.cone import cone_coordinates, cone_vertices, corner_triangles, fiber_abundances
 from ubf_core.unmixing.network import UnmixingNet
 from ubf_core.unmixing.regression import fit_band_regression, least_squares_endmembers, pixels
+from ubf_core.unmixing.saved import load_unmixing_model, save_unmixing_model
 
 from tests.conftest import REPO_ROOT
 
@@ -225,3 +226,84 @@ def test_a_cone_network_starts_at_least_squares_and_keeps_its_cone_through_its_c
     torch.testing.assert_close(again(images)[1], y_hat)
     with pytest.raises(UBFInputError, match="input cone needs 3 input channels and k >= 4"):
         UnmixingNet(3, 31, cone=True)
+
+
+@pytest.mark.parametrize("k", [4, 5, 7])
+def test_fiber_abundances_give_the_input_back_whatever_the_scores(k):
+    x = colour_inputs(5, n=600)
+    W = affine_spectra(5)
+    reg = fit_band_regression(x, np.concatenate([np.ones((len(x), 1)), x], axis=1) @ W, 1)
+    V = cone_vertices(x, reg.coef[0], reg.coef[1:], k)
+    images = torch.as_tensor(x.T.reshape(1, 3, 1, len(x)), dtype=torch.float32)
+    w = cone_coordinates(images, torch.as_tensor(V, dtype=torch.float32))
+    inside = (torch.einsum("nkhw,kc->nchw", w, torch.as_tensor(V, dtype=torch.float32)) - images).abs().amax(1) < 1e-5
+    assert inside.float().mean() > 0.97
+    n_tri = len(corner_triangles(k))
+    assert n_tri == {4: 1, 5: 4, 7: 20}[k]
+    seen = []
+    for scale in (0.0, 3.0, 30.0):
+        scores = scale * torch.randn(1, n_tri, 1, len(x), generator=torch.Generator().manual_seed(k))
+        a = fiber_abundances(images, torch.as_tensor(V, dtype=torch.float32), scores)
+        assert a.shape == (1, k, 1, len(x)) and a.min() >= 0
+        torch.testing.assert_close(a.sum(1), torch.ones(1, 1, len(x)))
+        back = torch.einsum("nkhw,kc->nchw", a, torch.as_tensor(V, dtype=torch.float32))
+        assert (back - images).abs().amax(1)[inside].max() < 1e-5 * float(images.max())
+        seen.append(a)
+    if k > 4:       # the scores move the abundances along the set that gives the input back
+        assert (seen[2] - seen[0]).abs().max() > 0.05
+    else:           # a triangle of corners: the abundances are the input's own
+        torch.testing.assert_close(seen[2], seen[0])
+    with pytest.raises(UBFInputError, match="fiber scores must be"):
+        fiber_abundances(images, torch.as_tensor(V, dtype=torch.float32), torch.zeros(1, n_tri + 1, 1, len(x)))
+
+
+def test_an_exact_network_gives_the_input_bands_back_before_and_after_training(tmp_path):
+    x = colour_inputs(6, n=2 * 16 * 16)
+    W = affine_spectra(6)
+    W[0] = np.abs(W[0])
+    y = np.concatenate([np.ones((len(x), 1)), x], axis=1) @ W
+    bands = [26, 15, 5]
+    y[:, bands] = x                                                     # the inputs are three of the bands
+    reg = fit_band_regression(x, y, 1)
+    V = cone_vertices(x, reg.coef[0], reg.coef[1:], 5)
+    E = np.maximum(least_squares_endmembers(reg, V), 0.0)
+    torch.manual_seed(0)
+    net = UnmixingNet(5, 31, stem=8, widths=[8, 8], init_endmembers=torch.as_tensor(E, dtype=torch.float32),
+                      cone=True, cone_vertices=V, exact_bands=bands)
+    images = torch.as_tensor(np.moveaxis(x.reshape(2, 16, 16, 3), 3, 1), dtype=torch.float32)
+    want = torch.as_tensor(np.moveaxis(y.reshape(2, 16, 16, 31), 3, 1), dtype=torch.float32)
+    a, y_hat = net(images)
+    inside = (torch.einsum("nkhw,kc->nchw", a, torch.as_tensor(V, dtype=torch.float32)) - images).abs().amax(1) < 1e-5
+    assert inside.float().mean() > 0.97
+    assert (y_hat - want).abs().amax(1)[inside].max() < 1e-4 * float(want.max())   # least squares at the start
+    torch.testing.assert_close(net.endmembers()[bands].detach(), torch.as_tensor(V.T, dtype=torch.float32))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(20):                                                 # pull every band away from least squares
+        opt.zero_grad()
+        (net(images)[1] - 0.5 * want).abs().mean().backward()
+        opt.step()
+    _, y_hat = net(images)
+    assert (y_hat[:, [0, 10, 20]] - want[:, [0, 10, 20]]).abs().max() > 0.01 * float(want.max())   # it learned
+    err = (y_hat[:, bands] - images).abs().amax(1)
+    assert err[inside].max() < 1e-5 * float(images.max())              # and still gives the inputs back
+    assert net.encoder.head.out_channels == 4 and net.decoder.offset()[bands].abs().max() == 0
+    net.meta = {"wavelength_nm": [float(v) for v in WL]}
+    again = load_unmixing_model(save_unmixing_model(net, tmp_path / "exact"))
+    assert again.config["exact_bands"] == bands == net.config["exact_bands"]
+    torch.testing.assert_close(again(images)[1], y_hat)
+    with pytest.raises(UBFInputError, match="exact_bands .* needs the 3 input band indices and the plain linear"):
+        UnmixingNet(5, 31, cone=True, exact_bands=bands, brightness=True)
+    with pytest.raises(UBFInputError, match="needs the input cone"):
+        UnmixingNet(5, 31, exact_bands=bands)
+    with pytest.raises(UBFInputError, match="pinned_bands must be distinct band indices"):
+        UnmixingNet(5, 31, cone=True, exact_bands=[1, 1, 40])
+
+
+def test_exact_input_bands_in_the_settings_and_its_bad_input():
+    u = load_params(REPO_ROOT / "params.yaml")["unmixing"]
+    s = UnmixingSettings.from_params({**u, "init_endmembers": "least_squares", "exact_input_bands": True})
+    assert s.exact_input_bands
+    for bad in ({"init_endmembers": "vca"}, {"input_space": "display"}, {"three_band": "render"},
+                {"decoder": {**u["decoder"], "brightness": True}}):
+        with pytest.raises(UBFInputError, match="unmixing.exact_input_bands needs init_endmembers least_squares"):
+            UnmixingSettings.from_params({**u, "init_endmembers": "least_squares", "exact_input_bands": True, **bad})

@@ -12,6 +12,12 @@ Every input inside the cone is a mixture of the vertices with weights on the sim
 ``unmixing.init_endmembers: least_squares`` starts the network there, with endmembers f(v_j) ≥ 0 (up to the offset
 o = f(0), which may dip slightly below 0 and is raised to the decoder's minimum).
 
+With ``unmixing.exact_input_bands`` the network keeps least squares' exactness on the three input bands: the decoder's
+rows at those bands are the vertices themselves (Ê_I = Vᵀ, no offset), and the encoder picks each pixel's
+abundances among those that give its input back, V ᵀa = x (:func:`fiber_abundances`). Those are the black weight
+1 − Σx/S and, for the bright points, a mixture of the barycentric coordinates of the pixel's chromaticity in the
+triangles of corners that contain it (the vertices of that set); the encoder scores the triangles.
+
 Shapes: inputs (N, 3) pixel rows (numpy) or (N, 3, H, W) images (torch); vertices (k, 3), row 0 the black point,
 then the bright points in order round the polygon.
 """
@@ -27,7 +33,8 @@ from scipy.spatial import HalfspaceIntersection
 
 from ubf_core.errors import UBFInputError
 
-__all__ = ["MIN_VERTICES", "physical_chromaticities", "cone_vertices", "cone_coordinates"]
+__all__ = ["MIN_VERTICES", "physical_chromaticities", "cone_vertices", "cone_coordinates", "corner_triangles",
+           "fiber_abundances"]
 
 MIN_VERTICES = 4        # the black point and three colours (a triangle of chromaticities)
 _WHERE = "input cone"
@@ -153,3 +160,43 @@ def cone_coordinates(x: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
     w.scatter_add_(1, sector, alpha)
     w.scatter_add_(1, (sector + 1) % m, beta)
     return torch.cat([1 - t, t * w], dim=1)
+
+
+def corner_triangles(k: int) -> list[tuple[int, int, int]]:
+    """Every triangle (i, j, l), i < j < l, of the k − 1 bright corners (indices 0..k−2 into the bright points):
+    the scores :func:`fiber_abundances` takes, in this order (C(k − 1, 3) of them: 4 for k = 5)."""
+    return list(itertools.combinations(range(k - 1), 3))
+
+
+def fiber_abundances(x: torch.Tensor, vertices: torch.Tensor, scores: torch.Tensor,
+                     tolerance: float = 1e-6) -> torch.Tensor:
+    """Abundances (N, k, H, W) on the simplex with Σ_j a_j·v_j = x for every input x (N, 3, H, W) inside the
+    cone of ``vertices`` (k, 3) (:func:`cone_vertices`); ``scores`` (N, T, H, W) weigh the T triangles of
+    :func:`corner_triangles`.
+
+    The black point takes 1 − Σx/S, the bright points Σx/S·λ with λ = Σ_T π_T·λ_T: λ_T the barycentric
+    coordinates of the pixel's chromaticity in triangle T, π = softmax of the scores over the triangles that
+    contain it (a chromaticity outside the polygon is first taken to its edge, as :func:`cone_coordinates` does,
+    so at least one does). Any such λ gives the chromaticity back, so V ᵀa = x whatever the scores: they only
+    choose among the abundances that reproduce the input.
+    """
+    k = vertices.shape[0]
+    v = vertices.to(x.dtype)
+    corners = v[1:] / v[1].sum()                                                # (m, 3) chromaticities
+    w = cone_coordinates(x, vertices)                                           # (N, k, H, W)
+    t = 1 - w[:, :1]                                                            # Σx/S, clamped to [0, 1]
+    bright = w[:, 1:] / w[:, 1:].sum(dim=1, keepdim=True).clamp_min(1e-12)      # fan coordinates (N, m, H, W)
+    chroma = torch.einsum("nmhw,mc->nchw", bright, corners)                     # projected chromaticity
+    tri = torch.tensor(corner_triangles(k), device=x.device)                    # (T, 3)
+    inverse = torch.linalg.inv(corners.double()[tri].transpose(1, 2)).to(x.dtype)   # (T, 3, 3): columns corners
+    lam = torch.einsum("tac,nchw->ntahw", inverse, chroma)                      # (N, T, 3, H, W)
+    low = lam.amin(dim=2)                                                       # (N, T, H, W)
+    inside = low >= low.amax(dim=1, keepdim=True).clamp_max(0.0) - tolerance
+    if scores.shape != low.shape:
+        raise UBFInputError(_WHERE, f"fiber scores must be (N, T, H, W) = {tuple(low.shape)}, got "
+                                    f"{tuple(scores.shape)}")
+    pi = torch.softmax(scores.to(x.dtype).masked_fill(~inside, float("-inf")), dim=1)
+    incidence = torch.nn.functional.one_hot(tri, k - 1).to(x.dtype)             # (T, 3, m)
+    lam_bright = torch.einsum("nthw,ntahw,tam->nmhw", pi, lam.clamp_min(0.0), incidence)
+    lam_bright = lam_bright / lam_bright.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return torch.cat([1 - t, t * lam_bright], dim=1)

@@ -54,6 +54,7 @@ class UnmixingSettings:
     input_space: str = "linear"                     # linear | display
     init_endmembers: str = "vca"                    # vca | vca_normalized | least_squares | random
     init_normalized: NormalizedVCA | None = None    # vca_normalized's rule (params unmixing.init_normalized)
+    exact_input_bands: bool = False                 # the input bands reproduced exactly (least_squares start)
     alpha: float = 0.1
     beta: float = 1e-3
     band_l1: float = 0.0                            # INSS's band-weighted L1 weight (0: off, today's loss)
@@ -75,6 +76,7 @@ class UnmixingSettings:
                 render_response=str(u.get("render_response", "cie1931")),
                 input_space=str(u.get("input_space", "linear")),
                 init_endmembers=str(u.get("init_endmembers", "vca")),
+                exact_input_bands=bool(u.get("exact_input_bands", False)),
                 init_normalized=(NormalizedVCA.from_params(u["init_normalized"]) if u.get("init_normalized")
                                  is not None else None),
                 alpha=float(loss.get("alpha", 0.1)), beta=float(loss.get("beta", 1e-3)),
@@ -96,6 +98,15 @@ class UnmixingSettings:
             raise UBFInputError("params.yaml", f"unmixing.k = {s.k}: init_endmembers least_squares needs at least "
                                                f"{MIN_VERTICES} endmembers (a black point and 3 colours holding "
                                                "3-band inputs)")
+        if s.exact_input_bands:
+            dec = s.decoder
+            if (s.init_endmembers != "least_squares" or s.three_band != "select" or s.input_space != "linear"
+                    or dec.endmembers != "learned" or dec.brightness or dec.atmosphere != "never"
+                    or dec.mixing != "linear"):
+                raise UBFInputError("params.yaml", "unmixing.exact_input_bands needs init_endmembers least_squares, "
+                                                   "three_band select, input_space linear and the plain linear "
+                                                   "decoder (endmembers learned, no brightness, atmosphere never, "
+                                                   "mixing linear)")
         if s.decoder.endmembers == "library" and s.library_n is None:
             raise UBFInputError("params.yaml", "unmixing.decoder.endmembers library needs unmixing.library.n")
         if s.init_endmembers == "vca_normalized" and s.init_normalized is None:
@@ -296,7 +307,8 @@ def fit_unmixing(y: np.ndarray, wavelengths_nm: np.ndarray, is_val: np.ndarray, 
                         nonnegative_endmembers=settings.nonnegative_endmembers, init_endmembers=init,
                         endmembers=kind, brightness=dec.brightness, atmosphere=atm.names, mixing=dec.mixing,
                         mixing_options=dec.mixing_options(), cone=fitted.cone is not None and kind == "learned",
-                        cone_vertices=fitted.cone if kind == "learned" else None)
+                        cone_vertices=fitted.cone if kind == "learned" else None,
+                        exact_bands=fitted.input_bands if settings.exact_input_bands else ())
     cfg = TrainConfig(**{**settings.train.__dict__, "seed": seed})
     groups = atm.index
     result = train_unmixing(model, x[~is_val], y[~is_val], x[is_val], y[is_val], cfg,

@@ -44,7 +44,7 @@ from torch import nn
 
 from ubf_core.errors import UBFInputError
 from ubf_core.unmixing.checks import check_maps, positive_int
-from ubf_core.unmixing.cone import MIN_VERTICES, cone_coordinates
+from ubf_core.unmixing.cone import MIN_VERTICES, cone_coordinates, corner_triangles, fiber_abundances
 from ubf_core.unmixing.nonlinear import NeuralMixing
 
 __all__ = [
@@ -137,11 +137,15 @@ class UnmixingEncoder(nn.Module):
     ``softmax(log max(w, CONE_FLOOR) + head(features))`` with w = :func:`~ubf_core.unmixing.cone.cone_coordinates`
     of the input and the buffer ``cone_vertices`` (k, 3); the head starts at zero, so the encoder starts at the
     cone coordinates themselves (with least-squares endmembers: least squares).
+
+    ``exact=True`` (with ``cone``): the abundances are :func:`~ubf_core.unmixing.cone.fiber_abundances`, those
+    that give the input back through the vertices (Vᵀa = x); the head scores the C(k − 1, 3) triangles of bright
+    corners instead of the k endmembers, zero at the start (every containing triangle alike).
     """
 
     def __init__(self, k: int = 5, in_channels: int = 3, stem: int = 32,
                  widths: Sequence[int] = (64, 128, 96, 48), reduction: int = 4, brightness: bool = False,
-                 cone: bool = False):
+                 cone: bool = False, exact: bool = False):
         super().__init__()
         where = "UnmixingEncoder"
         self.k = positive_int(k, where, "k")
@@ -153,7 +157,10 @@ class UnmixingEncoder(nn.Module):
         self.stem = _conv3(self.in_channels, self.stem_channels)
         chans = (self.stem_channels, *self.widths)
         self.blocks = nn.Sequential(*(RSABlock(a, b, reduction) for a, b in zip(chans[:-1], chans[1:])))
-        self.head = _conv3(self.widths[-1], self.k)
+        self.has_exact = bool(exact)
+        if self.has_exact and not cone:
+            raise UBFInputError(where, "exact (abundances that give the input back) needs the input cone (cone=True)")
+        self.head = _conv3(self.widths[-1], len(corner_triangles(self.k)) if self.has_exact else self.k)
         self.has_brightness = bool(brightness)
         if self.has_brightness:   # zero-initialised, drawing no random numbers: every other weight of the model
             with torch.random.fork_rng(devices=[]):   # starts as without it
@@ -183,19 +190,27 @@ class UnmixingEncoder(nn.Module):
 
     def _scores(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         scores = self.head(features)
+        if self.has_exact:
+            return scores
         if self.has_cone:
             scores = scores + torch.log(cone_coordinates(x.float(), self.cone_vertices).clamp_min(CONE_FLOOR))
         return scores
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-softmax scores (N, k, H, W)."""
+        """Pre-softmax scores (N, k, H, W) (``exact``: of the triangles, (N, T, H, W))."""
         return self._scores(x, self._features(x))
+
+    def _abundances(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        scores = self._scores(x, features)
+        if self.has_exact:
+            return fiber_abundances(x.float(), self.cone_vertices, scores.float()).to(scores.dtype)
+        return torch.softmax(scores, dim=1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(N, in_channels, H, W) → (abundances (N, k, H, W) on the simplex, brightness s (N, 1, H, W) ≥ 0, or
         None without the brightness head)."""
         features = self._features(x)
-        abundances = torch.softmax(self._scores(x, features), dim=1)
+        abundances = self._abundances(x, features)
         if not self.has_brightness:
             return abundances, None
         return abundances, F.softplus(self.brightness_head(features) + BRIGHTNESS_SHIFT)
@@ -231,11 +246,15 @@ class LinearMixingDecoder(nn.Module):
     ``atmosphere``: names of G sensor groups; ``log_transmission`` (G, C) holds τ, t_g = exp(τ_g) > 0, zeros at
     the start (t = 1). The scale s (N, 1, H, W) and the group index of each image (N,) (−1: reflectance, no t) are
     arguments of :meth:`forward`.
+
+    ``pinned_bands`` (P band indices): Ê's rows at those bands are the buffer ``pinned_endmembers`` (P, k), set
+    with :meth:`set_pinned` and never trained, and the offset b is 0 there (``exact_input_bands``: the rows are
+    the input cone's vertices, so the input bands come back exactly).
     """
 
     def __init__(self, k: int, n_bands: int, nonnegative: bool = True, bias: bool = True,
                  init_endmembers: torch.Tensor | None = None, endmembers: str = "learned",
-                 atmosphere: Sequence[str] = ()):
+                 atmosphere: Sequence[str] = (), pinned_bands: Sequence[int] = ()):
         super().__init__()
         where = "LinearMixingDecoder"
         self.k = positive_int(k, where, "k")
@@ -257,6 +276,18 @@ class LinearMixingDecoder(nn.Module):
             self.register_parameter("bias", None)
         if self.atmosphere:
             self.log_transmission = nn.Parameter(torch.zeros(len(self.atmosphere), self.n_bands))
+        self.pinned_bands = tuple(int(b) for b in pinned_bands)
+        if self.pinned_bands:
+            if (len(set(self.pinned_bands)) != len(self.pinned_bands)
+                    or not all(0 <= b < self.n_bands for b in self.pinned_bands)):
+                raise UBFInputError(where, f"pinned_bands must be distinct band indices in 0..{self.n_bands - 1}, got "
+                                           f"{list(self.pinned_bands)}")
+            if self.endmember_kind == "fixed":
+                raise UBFInputError(where, "pinned_bands are for learned endmembers; fixed ones are fixed already")
+            mask = torch.zeros(self.n_bands, dtype=torch.bool)
+            mask[list(self.pinned_bands)] = True
+            self.register_buffer("pinned_mask", mask, persistent=False)
+            self.register_buffer("pinned_endmembers", torch.zeros(len(self.pinned_bands), self.k))
         if init_endmembers is None:
             with torch.no_grad():
                 self.set_endmembers(torch.rand(self.n_bands, self.k) * 0.8 + 0.1)
@@ -286,11 +317,34 @@ class LinearMixingDecoder(nn.Module):
             raw = E
         self.raw_endmembers.copy_(raw.to(self.raw_endmembers.dtype))
 
+    @torch.no_grad()
+    def set_pinned(self, values: Any) -> None:
+        """Set the pinned rows (P, k) of Ê (``pinned_bands``): finite, ≥ 0 (reflectance; a rounding-level
+        negative, above −1e-6 of the largest value, is 0)."""
+        v = torch.as_tensor(values, dtype=torch.float32)
+        if v.numel() and torch.isfinite(v).all() and v.min() >= -1e-6 * v.abs().max():
+            v = v.clamp_min(0.0)
+        if (not self.pinned_bands or v.shape != self.pinned_endmembers.shape or not torch.isfinite(v).all()
+                or (v < 0).any()):
+            raise UBFInputError("LinearMixingDecoder pinned_endmembers", f"must be finite, >= 0 and "
+                                f"({len(self.pinned_bands)}, {self.k}) for a decoder with pinned_bands, got "
+                                f"{tuple(v.shape)}")
+        self.pinned_endmembers.copy_(v)
+
     def endmembers(self) -> torch.Tensor:
         """Ê (C, k) in reflectance units, differentiable (the decoder's actual weight)."""
         if self.endmember_kind == "fixed":
             return self.fixed_endmembers
-        return F.softplus(self.raw_endmembers) if self.nonnegative else self.raw_endmembers
+        E = F.softplus(self.raw_endmembers) if self.nonnegative else self.raw_endmembers
+        if self.pinned_bands:
+            E = E.index_put((torch.tensor(self.pinned_bands, device=E.device),), self.pinned_endmembers.to(E.dtype))
+        return E
+
+    def offset(self) -> torch.Tensor | None:
+        """b (C,), 0 at the pinned bands; None without the offset."""
+        if self.bias is None or not self.pinned_bands:
+            return self.bias
+        return self.bias.masked_fill(self.pinned_mask, 0.0)
 
     def transmission(self) -> torch.Tensor | None:
         """t (G, C) > 0, one row per sensor group of ``atmosphere`` (None without the atmosphere term)."""
@@ -311,7 +365,8 @@ class LinearMixingDecoder(nn.Module):
             E = self.endmembers()
             dtype = torch.promote_types(A.dtype, E.dtype)
             weight = E.to(dtype)[:, :, None, None]  # (C, k, 1, 1): a 1×1 convolution k → C
-            bias = None if self.bias is None else self.bias.to(dtype)
+            bias = self.offset()
+            bias = None if bias is None else bias.to(dtype)
             if brightness is None and groups is None and nonlinear is None:
                 return F.conv2d(A.to(dtype), weight, bias)     # the plain linear model, as it always was
             y = F.conv2d(A.to(dtype), weight)
@@ -345,7 +400,8 @@ class LinearMixingDecoder(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"k={self.k}, n_bands={self.n_bands}, nonnegative={self.nonnegative}, "
-                f"bias={self.bias is not None}, endmembers={self.endmember_kind}, atmosphere={list(self.atmosphere)}")
+                f"bias={self.bias is not None}, endmembers={self.endmember_kind}, atmosphere={list(self.atmosphere)}"
+                + (f", pinned_bands={list(self.pinned_bands)}" if self.pinned_bands else ""))
 
 
 def _group_names(names: Any, where: str) -> tuple[str, ...]:
@@ -371,20 +427,26 @@ class UnmixingNet(nn.Module):
                  nonnegative_endmembers: bool = True, bias: bool = True,
                  init_endmembers: torch.Tensor | None = None, in_channels: int = 3, endmembers: str = "learned",
                  brightness: bool = False, atmosphere: Sequence[str] = (), mixing: str = "linear",
-                 mixing_options: dict | None = None, cone: bool = False, cone_vertices: Any = None):
+                 mixing_options: dict | None = None, cone: bool = False, cone_vertices: Any = None,
+                 exact_bands: Sequence[int] = ()):
         super().__init__()
         if mixing not in MIXING:
             raise UBFInputError("UnmixingNet", f"mixing must be one of {', '.join(MIXING)}, got {mixing!r}")
         options = _mixing_options(mixing, mixing_options)
         if not isinstance(brightness, bool):
             raise UBFInputError("UnmixingNet", f"brightness must be true or false, got {brightness!r}")
+        exact_bands = [int(b) for b in exact_bands]
+        if exact_bands and (len(exact_bands) != 3 or brightness or atmosphere or mixing != "linear"):
+            raise UBFInputError("UnmixingNet", "exact_bands (the input bands reproduced exactly) needs the 3 input "
+                                               "band indices and the plain linear decoder (no brightness, atmosphere "
+                                               f"or neural mixing), got {exact_bands}")
         self.encoder = UnmixingEncoder(k=k, in_channels=in_channels, stem=stem, widths=widths,
-                                       brightness=brightness, cone=cone)
-        if cone_vertices is not None:
-            self.encoder.set_cone(cone_vertices)
+                                       brightness=brightness, cone=cone, exact=bool(exact_bands))
         self.decoder = LinearMixingDecoder(k, n_bands, nonnegative=nonnegative_endmembers, bias=bias,
                                            init_endmembers=init_endmembers, endmembers=endmembers,
-                                           atmosphere=atmosphere)
+                                           atmosphere=atmosphere, pinned_bands=exact_bands)
+        if cone_vertices is not None:
+            self.set_cone(cone_vertices)
         # built last: the encoder's and the decoder's initial weights are those of the linear model
         self.nonlinear = NeuralMixing(int(n_bands), int(k), **options) if mixing == "neural" else None
         if self.nonlinear is not None:
@@ -398,13 +460,16 @@ class UnmixingNet(nn.Module):
             self._config["mixing_options"] = dict(options)
         if cone:
             self._config["cone"] = True
+        if exact_bands:
+            self._config["exact_bands"] = exact_bands
 
     @property
     def config(self) -> dict:
         """Constructor arguments (a fresh copy): k, n_bands, stem, widths, nonnegative_endmembers, bias, in_channels,
         endmembers (learned | fixed), brightness, atmosphere (sensor-group names), mixing, for mixing neural
-        mixing_options (order, downsample, hidden, features, n_freq), and cone (true: the encoder corrects the input
-        cone's coordinates; its vertices are a buffer of the state_dict)."""
+        mixing_options (order, downsample, hidden, features, n_freq), cone (true: the encoder corrects the input
+        cone's coordinates; its vertices are a buffer of the state_dict), and exact_bands (the 3 input bands'
+        indices, reproduced exactly: Ê's rows there are the cone's vertices and the encoder keeps Vᵀa = x)."""
         return {key: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
                 for key, v in self._config.items()}
 
@@ -419,7 +484,7 @@ class UnmixingNet(nn.Module):
         if not isinstance(cfg, dict):
             raise UBFInputError(where, f"must be a dict, got {type(cfg).__name__}")
         allowed = {"k", "n_bands", "stem", "widths", "nonnegative_endmembers", "bias", "in_channels", "endmembers",
-                   "brightness", "atmosphere", "mixing", "mixing_options", "cone"}
+                   "brightness", "atmosphere", "mixing", "mixing_options", "cone", "exact_bands"}
         unknown = sorted(set(cfg) - allowed)
         if unknown:
             raise UBFInputError(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
@@ -454,6 +519,13 @@ class UnmixingNet(nn.Module):
     def mixing(self) -> str:
         """linear | neural."""
         return self._config["mixing"]
+
+    def set_cone(self, vertices: Any) -> None:
+        """Set the input-cone vertices (k, 3) of the encoder and, with ``exact_bands``, the decoder's rows at
+        those bands (Vᵀ, (3, k))."""
+        self.encoder.set_cone(vertices)
+        if self.decoder.pinned_bands:
+            self.decoder.set_pinned(torch.as_tensor(vertices, dtype=torch.float32).T)
 
     def endmembers(self) -> torch.Tensor:
         """Ê (C, k) in reflectance units (differentiable; ``.detach()`` it for export)."""
