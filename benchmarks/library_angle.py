@@ -34,7 +34,7 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from ubf_core.catalog import CATALOG_FILE, Catalog
+from ubf_core.catalog import project_catalog
 from ubf_core.config import load_params
 from ubf_core.data.stores import open_store
 from ubf_core.errors import UBFInputError
@@ -49,9 +49,7 @@ GENERATOR_COORDS = ("generator", "model")     # a sample coordinate naming the g
 
 def dataset(params_path: Path, name: str) -> Path:
     """Catalogue dataset ``name`` of the project whose params file is ``params_path`` (as benchmarks/unmixing.py)."""
-    root = params_path.resolve().parent
-    own = root / CATALOG_FILE
-    return Catalog.load(own if own.is_file() else REPO / CATALOG_FILE, root=root).path(name)
+    return project_catalog(params_path.resolve().parent).path(name)
 
 
 def library_on(params: dict, params_path: Path, wavelengths_nm: np.ndarray):

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ubf_core.catalog import CATALOG_FILE, Catalog
+from ubf_core.catalog import project_catalog
 from ubf_core.config import load_params
 from ubf_core.data.stores import open_store
 from ubf_core.unmixing.experiment import UnmixingSettings, fit_references, validation_figures
@@ -113,9 +113,7 @@ class NeuralUnmixingNet(nn.Module):
 def _stores(params_path: Path):
     """(params, reflectance (N, C, H, W), wavelengths (C,) nm, is-validation (N,), sources (N,), RGB sample)."""
     params = load_params(params_path)
-    root = params_path.resolve().parent
-    own = root / CATALOG_FILE
-    catalog = Catalog.load(own if own.is_file() else REPO / CATALOG_FILE, root=root)
+    catalog = project_catalog(params_path.resolve().parent)
     hsi, rgb = open_store(catalog.path("hsi")), open_store(catalog.path("rgb"))
     sources = np.array([str(s) for s in hsi["source"].values])
     is_val = np.isin(sources, params["unmixing"]["validation_sources"])

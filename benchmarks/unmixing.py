@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ubf_core.catalog import CATALOG_FILE, Catalog
+from ubf_core.catalog import project_catalog
 from ubf_core.config import load_params
 from ubf_core.data.stores import open_store
 from ubf_core.metrics.distribution import abundance_histogram_distance
@@ -70,9 +70,7 @@ OUT = REPO / "benchmarks" / "out"
 def dataset(params_path: Path, name: str) -> Path:
     """Catalogue dataset ``name`` of the project whose params file is ``params_path`` (catalog.yaml beside it, else
     the repository's; paths relative to the params file's folder, as the stages resolve them)."""
-    root = params_path.resolve().parent
-    own = root / CATALOG_FILE
-    return Catalog.load(own if own.is_file() else REPO / CATALOG_FILE, root=root).path(name)
+    return project_catalog(params_path.resolve().parent).path(name)
 
 
 def load(params_path: Path):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ubf_core.catalog import CATALOG_FILE, Catalog
+from ubf_core.catalog import project_catalog
 from ubf_core.config import load_params
 from ubf_core.data.patches import PatchSpec, extract_patches, patch_origins
 from ubf_core.data.stores import open_store
@@ -43,9 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 def store_paths(params_path: Path, stores: Path | None) -> tuple[Path, Path]:
     if stores is not None:
         return stores / "hsi.zarr", stores / "rgb.zarr"
-    root = params_path.resolve().parent
-    own = root / CATALOG_FILE
-    cat = Catalog.load(own if own.is_file() else REPO / CATALOG_FILE, root=root)
+    cat = project_catalog(params_path.resolve().parent)
     return cat.path("hsi"), cat.path("rgb")
 
 

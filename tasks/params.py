@@ -8,10 +8,8 @@ from pathlib import Path
 
 from prefect import task
 
-from ubf_core.catalog import CATALOG_FILE, Catalog
+from ubf_core.catalog import Catalog, project_catalog
 from ubf_core.config import load_params, params_hash
-
-REPO_CATALOG = Path(__file__).resolve().parents[1] / CATALOG_FILE
 
 
 @task(name="load-params")
@@ -37,9 +35,7 @@ def resolve(params: dict, relative: str) -> Path:
 def catalog(params: dict) -> Catalog:
     """The data catalogue: catalog.yaml in the params file's folder (the repository's when that folder has none);
     its relative paths resolve against the params file's folder, as params paths do."""
-    root = Path(params["_root"])
-    own = root / CATALOG_FILE
-    return Catalog.load(own if own.is_file() else REPO_CATALOG, root=root)
+    return project_catalog(params["_root"])
 
 
 def dataset_path(params: dict, name: str) -> Path:

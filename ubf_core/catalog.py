@@ -22,6 +22,8 @@ import yaml
 from ubf_core.errors import UBFInputError
 
 CATALOG_FILE = "catalog.yaml"
+#: the repository's catalogue: the one a project folder without its own catalog.yaml uses
+REPO_CATALOG = Path(__file__).resolve().parents[1] / CATALOG_FILE
 KINDS = ("zarr", "json", "markdown", "html", "png", "png-folder", "folder")
 NOT_STAGES = ("input", "outside")      # stage values that name no DVC stage
 
@@ -94,3 +96,11 @@ class Catalog:
     def dims(self, name: str) -> dict[str, tuple[str, ...]]:
         """The dims of dataset ``name``'s arrays, as the catalogue gives them (empty for non-Zarr entries)."""
         return dict(self[name].dims)
+
+
+def project_catalog(root: str | Path) -> Catalog:
+    """The data catalogue of the project folder ``root`` (a params file's folder): its own catalog.yaml, or the
+    repository's when it has none; relative paths resolve against ``root``, as params paths do."""
+    root = Path(root)
+    own = root / CATALOG_FILE
+    return Catalog.load(own if own.is_file() else REPO_CATALOG, root=root)
